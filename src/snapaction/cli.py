@@ -1,0 +1,69 @@
+"""The `snapaction` command: a table of subcommands, each a thin layer over one library function.
+
+Each subcommand lives in ``snapaction/commands/<module>.py`` and defines
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Heavy libraries are imported inside ``run`` so that ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import SnapActionError
+
+# command words -> module under snapaction.commands
+COMMANDS: dict[tuple[str, ...], str] = {
+    ("data", "check"): "data_check",
+    ("demo-data",): "demo_data",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, every subcommand included."""
+    parser = argparse.ArgumentParser(
+        prog="snapaction",
+        description="Teach a computer new actions from a few dozen short clips per class.",
+    )
+    parser.add_argument("--version", action="version", version=f"snapaction {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module_name in COMMANDS.items():
+        module = importlib.import_module(f"snapaction.commands.{module_name}")
+        where = top
+        for depth, word in enumerate(words[:-1]):
+            if word not in groups:
+                group = top.add_parser(word, help=f"{word} commands")
+                groups[word] = group.add_subparsers(dest=f"sub{depth}", metavar="COMMAND", required=True)
+            where = groups[word]
+        sub = where.add_parser(
+            words[-1],
+            help=module.HELP,
+            description=(module.__doc__ or module.HELP).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args._run(args) or 0)
+    except SnapActionError as err:
+        print(f"snapaction: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("snapaction: interrupted", file=sys.stderr)
+        return 130
