@@ -1,0 +1,70 @@
+"""Fine-tune a video backbone on your clips and write a run folder.
+
+DATA is a folder of class folders (DATA/<class>/*.mp4 or DATA/<class>/<clip>/*.jpg)
+or a CSV manifest (path,label[,group]). The run folder (--out) holds the
+trained weights, snapaction.json, metrics.csv, report.json and curves.png;
+`snapaction predict`, `eval` and `serve` need nothing else.
+
+Examples:
+  snapaction train clips/ --out runs/kitchen                 # LoRA on VideoMAE-base
+  snapaction train clips/ --backbone scratch --out runs/demo  # small model, no download
+  snapaction train clips/ --backbone ./my-pretrained --finetune probe
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "fine-tune a backbone on your clips and write a run folder"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..augment import Augment
+    from ..config import add_arguments as add_config
+    from ..model import LoraSettings
+    from ..sampling import Sampling
+    from ..train import TrainConfig
+
+    parser.add_argument("data", help="folder of class folders, or a CSV manifest path,label[,group]")
+    add_config(parser, TrainConfig, "training")
+    add_config(parser, Sampling, "frame sampling (default: the backbone's own)")
+    add_config(parser, Augment, "augmentation (training only)")
+    add_config(parser, LoraSettings, "LoRA (for --finetune lora)")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the parsed options describe."""
+    import dataclasses
+
+    from ..augment import Augment
+    from ..config import from_args
+    from ..model import LoraSettings
+    from ..sampling import Sampling
+    from ..train import TrainConfig
+
+    given = vars(args)
+    sampling_given = any(f.name in given for f in dataclasses.fields(Sampling))
+    return from_args(
+        TrainConfig,
+        args,
+        data=args.data,
+        sampling=from_args(Sampling, args) if sampling_given else None,
+        augment=from_args(Augment, args),
+        lora=from_args(LoraSettings, args),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    result = train(config_from_args(args))
+    print(
+        f"best validation accuracy {result.val_accuracy:.3f} (epoch {result.best_epoch} of {result.epochs_run}, "
+        f"{result.seconds / 60:.1f} min); run written to {result.run_dir}"
+    )
+    if result.skipped:
+        print(f"{len(result.skipped)} clip(s) skipped (listed in {result.run_dir}/snapaction.json):")
+        for path, reason in result.skipped:
+            print(f"  {path}: {reason}")
+    print(f"try it: snapaction serve {result.run_dir}")
+    return 0

@@ -1,0 +1,198 @@
+"""Backbones and how they are fine-tuned: hub id, local folder or the `scratch` preset; LoRA, full, or probe.
+
+Every backbone is a transformers ``AutoModelForVideoClassification`` whose
+head is resized to the user's classes (``id2label``/``label2id`` set). Which
+modules are new (the head, VideoMAE's pooling norm) is read from the loading
+report, not from a list of architectures, so any video checkpoint works.
+Input layout: ``pixel_values`` float32 (B, T, C, H, W), normalised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import check, option
+from .errors import BackboneError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "MCG-NJU/videomae-base"
+FINETUNE_MODES = ("lora", "full", "probe")
+SCRATCH = "scratch"
+
+# The scratch preset's geometry: 8 frames, 64x64 crops from 72-pixel frames.
+SCRATCH_PREPROCESSING = {"size": 72, "crop": (64, 64), "mean": (0.45, 0.45, 0.45), "std": (0.225, 0.225, 0.225)}
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Where LoRA adapters go and how big they are."""
+
+    lora_rank: int = option(16, "LoRA rank r")
+    lora_alpha: int = option(32, "LoRA scaling alpha (effective scale alpha / r)")
+    lora_dropout: float = option(0.1, "dropout on the LoRA input")
+    lora_targets: list[str] = option(["query", "value"], "names of the linear layers that get adapters")
+    lora_layers: list[int] | None = option(None, "indices of the transformer layers that get adapters (all when unset)")
+
+    def __post_init__(self):
+        problems = []
+        if self.lora_rank < 1:
+            problems.append(f"lora_rank must be at least 1, got {self.lora_rank}")
+        if self.lora_alpha <= 0:
+            problems.append(f"lora_alpha must be positive, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if not self.lora_targets:
+            problems.append("lora_targets must name at least one layer")
+        check(problems, "LoRA settings")
+
+
+def is_local(backbone: str) -> bool:
+    """True when `backbone` names a folder rather than a hub id."""
+    return Path(backbone).expanduser().exists() or backbone.startswith((".", "/", "~")) or backbone.count("/") > 1
+
+
+def resolve_backbone(backbone: str) -> str:
+    """A local folder holding the backbone's files: the folder itself, or its copy in the local hub cache.
+
+    Raises `BackboneError` in one sentence when it is on neither, saying how to get it.
+    """
+    path = Path(backbone).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BackboneError(f"backbone folder {path} has no config.json; point --backbone at a folder written by save_pretrained")
+        return str(path)
+    if is_local(backbone):
+        raise BackboneError(f"backbone folder {path} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(backbone, local_files_only=True)
+    except Exception:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True"):
+        try:
+            return snapshot_download(backbone, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+        except Exception as err:  # no network, unknown repo, gated repo: all end the same way
+            log.debug("download of %s failed: %s", backbone, err)
+    raise BackboneError(
+        f"backbone {backbone!r} is not on this machine and could not be downloaded: fetch it once on a "
+        f"connected machine with `hf download {backbone}` (the hub cache is ~/.cache/huggingface), or pass "
+        f"--backbone a local folder, or --backbone {SCRATCH} to train a small model from random weights"
+    )
+
+
+def load_backbone(backbone: str, classes: list[str]) -> tuple[nn.Module, list[str]]:
+    """The backbone with a fresh head for `classes`, and the names of the modules that are new.
+
+    `backbone` is a hub id, a local folder, or 'scratch' (random weights).
+    """
+    id2label = dict(enumerate(classes))
+    label2id = {c: i for i, c in enumerate(classes)}
+    if backbone == SCRATCH:
+        from .scratch import C3DConfig, C3DForVideoClassification
+
+        torch_model = C3DForVideoClassification(C3DConfig(num_labels=len(classes), id2label=id2label, label2id=label2id))
+        return torch_model, ["classifier"]
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    from . import scratch  # noqa: F401  registers the scratch architecture for saved scratch runs
+
+    folder = resolve_backbone(backbone)
+    config = AutoConfig.from_pretrained(folder)
+    extra = {}
+    if config.model_type == "videomae":
+        extra["use_mean_pooling"] = True  # VideoMAE has no CLS token: pool by mean over tokens
+    try:
+        torch_model, info = AutoModelForVideoClassification.from_pretrained(
+            folder,
+            num_labels=len(classes),
+            id2label=id2label,
+            label2id=label2id,
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+            **extra,
+        )
+    except ValueError as err:
+        raise BackboneError(f"backbone {backbone!r} ({config.model_type}) is not a video classification model: {err}") from None
+    new_keys = list(info.get("missing_keys", [])) + [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])]
+    new_modules = sorted({_module_of(torch_model, key) for key in new_keys})
+    if not new_modules:
+        new_modules = [_head_name(torch_model)]
+    log.info("backbone %s: new modules %s", backbone, new_modules)
+    return torch_model, new_modules
+
+
+def _module_of(torch_model: nn.Module, key: str) -> str:
+    """The top-level module name of a parameter key such as 'classifier.weight'."""
+    return key.split(".")[0]
+
+
+def _head_name(torch_model: nn.Module) -> str:
+    for name in ("classifier", "head", "fc"):
+        if hasattr(torch_model, name):
+            return name
+    raise BackboneError(f"cannot find the classification head of {type(torch_model).__name__}")
+
+
+def head_module(torch_model: nn.Module) -> nn.Module:
+    """The final linear layer that maps pooled features to class logits."""
+    return getattr(_unwrap(torch_model), _head_name(_unwrap(torch_model)))
+
+
+def _unwrap(torch_model: nn.Module) -> nn.Module:
+    return torch_model.get_base_model() if hasattr(torch_model, "get_base_model") else torch_model
+
+
+def apply_lora(torch_model: nn.Module, new_modules: list[str], lora: LoraSettings) -> nn.Module:
+    """Wrap `torch_model` with LoRA adapters (peft); the backbone is frozen, `new_modules` train in full."""
+    from peft import LoraConfig, get_peft_model
+
+    linear_names = sorted({n.rsplit(".", 1)[-1] for n, m in torch_model.named_modules() if isinstance(m, nn.Linear)})
+    missing = [t for t in lora.lora_targets if t not in linear_names]
+    if missing:
+        raise BackboneError(
+            f"LoRA targets {missing} match no linear layer of {type(torch_model).__name__}; "
+            f"its linear layers are named {linear_names}: pass --lora-targets with some of them"
+        )
+    config = LoraConfig(
+        r=lora.lora_rank,
+        lora_alpha=lora.lora_alpha,
+        lora_dropout=lora.lora_dropout,
+        target_modules=list(lora.lora_targets),
+        layers_to_transform=list(lora.lora_layers) if lora.lora_layers is not None else None,
+        modules_to_save=list(new_modules),
+        bias="none",
+    )
+    return get_peft_model(torch_model, config)
+
+
+def freeze_all_but(torch_model: nn.Module, trainable: list[str]) -> None:
+    """Freeze every parameter except those of the top-level modules in `trainable`."""
+    for name, param in torch_model.named_parameters():
+        param.requires_grad = name.split(".")[0] in trainable
+
+
+def count_parameters(torch_model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in torch_model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in torch_model.parameters())
+    return trainable, total
+
+
+@torch.no_grad()
+def pooled_features(torch_model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The features the head sees, float (B, D), captured from the head's input."""
+    captured = []
+    hook = head_module(torch_model).register_forward_hook(lambda mod, inp, out: captured.append(inp[0]))
+    try:
+        torch_model(pixel_values=pixel_values)
+    finally:
+        hook.remove()
+    return captured[0].float()

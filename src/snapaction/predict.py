@@ -1,0 +1,274 @@
+"""Prediction: a trained run (or a hub classification checkpoint) applied to clips.
+
+`Predictor.load(run_dir)` rebuilds backbone, weights (LoRA merged for speed),
+sampling and preprocessing from the run folder alone. Test-time augmentation
+takes K temporal views x 1 or 3 spatial crops of a clip, runs them as one
+batch, and averages the probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ClipError, RunError
+from .sampling import Sampling, view_indices
+
+log = logging.getLogger(__name__)
+
+CROPS = (1, 3)
+
+
+@dataclass
+class Prediction:
+    """Probabilities for every class of one clip."""
+
+    label: str
+    probabilities: dict[str, float]
+    """Every class, in the model's class order; the values sum to 1."""
+    views: int
+    seconds: float
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """(class, probability), most likely first."""
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+
+
+@dataclass
+class Window:
+    """One stretch of a long video and what the model sees in it."""
+
+    start: float
+    end: float
+    label: str
+    probabilities: dict[str, float]
+
+
+def spatial_crops(video: torch.Tensor, size: int, crop: tuple[int, int], count: int) -> torch.Tensor:
+    """`count` crops (1: centre; 3: start, centre, end of the longer side) of float (T, C, H, W) -> (count, T, C, h, w)."""
+    from .preprocess import resize_short_side
+
+    if count not in CROPS:
+        raise ValueError(f"crops must be one of {CROPS}, got {count}")
+    video = resize_short_side(video, size)
+    _, _, h, w = video.shape
+    ch, cw = crop
+    top, left = (h - ch) // 2, (w - cw) // 2
+    if count == 1:
+        boxes = [(top, left)]
+    elif w >= h:
+        boxes = [(top, 0), (top, left), (top, w - cw)]
+    else:
+        boxes = [(0, left), (top, left), (h - ch, left)]
+    return torch.stack([video[:, :, y : y + ch, x : x + cw] for y, x in boxes])
+
+
+class Predictor:
+    """A model ready to classify clips; holds weights, classes, sampling and preprocessing."""
+
+    def __init__(self, model, classes: list[str], sampling: Sampling, preprocessing, backbone: str,
+                 run_dir: Path | None = None, metrics: dict | None = None, clip_seconds: float | None = None,
+                 device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.classes = list(classes)
+        self.sampling = sampling
+        self.preprocessing = preprocessing
+        self.backbone = backbone
+        self.run_dir = run_dir
+        self.metrics = metrics or {}
+        self.clip_seconds = clip_seconds
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
+        """Rebuild a trained run from its folder; `RunError` in one sentence when it is not a usable run."""
+        import json
+
+        from .preprocess import Preprocessing
+        from .run import RunInfo
+
+        run_dir = Path(run_dir)
+        info = RunInfo.load(run_dir)
+        model = _load_weights(run_dir, info)
+        report = run_dir / "report.json"
+        metrics = json.loads(report.read_text()) if report.is_file() else {}
+        return cls(
+            model,
+            info.classes,
+            Sampling(**info.sampling),
+            Preprocessing.from_dict(info.preprocessing),
+            info.backbone,
+            run_dir=run_dir,
+            metrics={k: metrics[k] for k in ("val_accuracy", "val_loss", "best_epoch") if k in metrics},
+            clip_seconds=info.config.get("clip_seconds"),
+            device=device,
+        )
+
+    @classmethod
+    def from_backbone(cls, backbone: str, device: str | None = None) -> "Predictor":
+        """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot."""
+        from transformers import AutoModelForVideoClassification
+
+        from . import scratch  # noqa: F401  registers the scratch architecture
+        from .model import resolve_backbone
+        from .preprocess import Preprocessing
+
+        folder = resolve_backbone(backbone)
+        model = AutoModelForVideoClassification.from_pretrained(folder)
+        id2label = model.config.id2label
+        classes = [id2label[i] for i in range(len(id2label))]
+        frames = getattr(model.config, "num_frames", None) or 16
+        return cls(model, classes, Sampling(num_frames=frames), Preprocessing.from_backbone(folder), backbone, device=device)
+
+    def info(self) -> dict:
+        """What the web app and reports show about this model."""
+        return {
+            "run": self.run_dir.name if self.run_dir else None,
+            "classes": self.classes,
+            "backbone": self.backbone,
+            "num_frames": self.sampling.num_frames,
+            "metrics": self.metrics,
+        }
+
+    # --- clips ----------------------------------------------------------------
+
+    def views(self, clip, views: int = 1, crops: int = 1) -> torch.Tensor:
+        """Model input for one clip: float (views * crops, T, C, h, w), normalised.
+
+        `clip` is a path (video file or frame folder) or uint8 frames (T, H, W, C).
+        """
+        from .preprocess import normalize, to_float
+        from .video import probe, read_frames
+
+        if isinstance(clip, (str, Path)):
+            length = probe(clip).num_frames
+            indices = view_indices(length, self.sampling, views)  # (views, T)
+            wanted = np.unique(indices)
+            frames = read_frames(clip, wanted, size=self.preprocessing.size)
+            position = {int(i): k for k, i in enumerate(wanted)}
+            stacks = [frames[[position[int(i)] for i in row]] for row in indices]
+        else:
+            frames = np.asarray(clip)
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise ValueError(f"frames must be uint8 (T, H, W, 3), got shape {frames.shape}")
+            stacks = [frames[row] for row in view_indices(len(frames), self.sampling, views)]
+        out = []
+        for stack in stacks:
+            crops_ = spatial_crops(to_float(stack), self.preprocessing.size, self.preprocessing.crop, crops)
+            out.extend(normalize(c, self.preprocessing.mean, self.preprocessing.std) for c in crops_)
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities float (B, K) for a batch of model inputs (B, T, C, h, w)."""
+        logits = self.model(pixel_values=pixel_values.to(self.device)).logits
+        return torch.softmax(logits.float(), dim=-1).cpu()
+
+    def predict(self, clip, views: int = 1, crops: int = 1) -> Prediction:
+        """Probabilities for every class of one clip: the mean over views x crops, run as one batch."""
+        started = time.perf_counter()
+        probs = self.probabilities(self.views(clip, views, crops)).mean(0)
+        return self._prediction(probs, views * crops, time.perf_counter() - started)
+
+    def predict_many(self, clips, views: int = 1, crops: int = 1, batch_clips: int = 4):
+        """Predictions for many clips, yielded as (clip, Prediction or ClipError): a bad clip never stops the rest."""
+        pending: list[tuple[object, torch.Tensor]] = []
+        for clip in clips:
+            try:
+                pending.append((clip, self.views(clip, views, crops)))
+            except ClipError as err:
+                log.warning("%s", err)
+                yield clip, err
+            if len(pending) >= batch_clips:
+                yield from self._run(pending)
+                pending = []
+        yield from self._run(pending)
+
+    def _run(self, pending):
+        if not pending:
+            return
+        started = time.perf_counter()
+        probs = self.probabilities(torch.cat([x for _, x in pending]))
+        seconds = (time.perf_counter() - started) / len(pending)
+        start = 0
+        for clip, x in pending:
+            yield clip, self._prediction(probs[start : start + len(x)].mean(0), len(x), seconds)
+            start += len(x)
+
+    def _prediction(self, probs: torch.Tensor, views: int, seconds: float) -> Prediction:
+        probs = probs / probs.sum()
+        values = {c: float(p) for c, p in zip(self.classes, probs.tolist())}
+        return Prediction(self.classes[int(probs.argmax())], values, views, seconds)
+
+    # --- long videos ----------------------------------------------------------
+
+    def window_seconds(self, path) -> float:
+        """Seconds of video one model window covers: the run's typical training clip, else 2 s."""
+        return float(self.clip_seconds or 2.0)
+
+    def timeline(self, path, stride_s: float | None = None, window_s: float | None = None, batch: int = 8) -> list[Window]:
+        """Probabilities for windows slid over a whole video; memory stays flat however long it is."""
+        from .video import probe
+
+        info = probe(path)
+        window_s = window_s or self.window_seconds(path)
+        stride_s = stride_s or window_s / 2
+        if stride_s <= 0 or window_s <= 0:
+            raise ValueError(f"window and stride must be positive, got {window_s} and {stride_s}")
+        starts = np.arange(0.0, max(info.duration - window_s, 0.0) + 1e-9, stride_s)
+        windows: list[Window] = []
+        for chunk in range(0, len(starts), batch):
+            group = starts[chunk : chunk + batch]
+            inputs = [self._window_input(path, info, s, window_s) for s in group]
+            probs = self.probabilities(torch.stack(inputs))
+            for s, p in zip(group, probs):
+                values = {c: float(v) for c, v in zip(self.classes, p.tolist())}
+                windows.append(Window(float(s), float(min(s + window_s, info.duration)), self.classes[int(p.argmax())], values))
+        return windows
+
+    def _window_input(self, path, info, start: float, window_s: float) -> torch.Tensor:
+        from .sampling import sample_indices
+        from .video import read_frames
+
+        first = int(round(start * info.fps))
+        length = max(1, min(info.num_frames - first, int(round(window_s * info.fps))))
+        indices = first + sample_indices(length, self.sampling)
+        frames = read_frames(path, indices, size=self.preprocessing.size, info=info)
+        return self.preprocessing(frames)
+
+
+def _load_weights(run_dir: Path, info):
+    """The trained model of a run, in whichever form the run stored it."""
+    from transformers import AutoModelForVideoClassification
+
+    from . import scratch  # noqa: F401  registers the scratch architecture
+    from .model import load_backbone
+
+    if info.weights == "model":
+        folder = run_dir / "model"
+        if not (folder / "config.json").is_file():
+            raise RunError(f"{run_dir} has no trained weights (model/ is missing); the run may not have finished an epoch")
+        return AutoModelForVideoClassification.from_pretrained(folder)
+    base, new_modules = load_backbone(info.backbone, info.classes)
+    if info.weights == "adapter":
+        from peft import PeftModel
+
+        if not (run_dir / "adapter_model.safetensors").is_file():
+            raise RunError(f"{run_dir} has no adapter_model.safetensors; the run may not have finished an epoch")
+        return PeftModel.from_pretrained(base, run_dir).merge_and_unload()
+    if info.weights == "head":
+        from safetensors.torch import load_file
+
+        path = run_dir / "head.safetensors"
+        if not path.is_file():
+            raise RunError(f"{run_dir} has no head.safetensors; the run may not have finished")
+        missing, unexpected = base.load_state_dict(load_file(path), strict=False)
+        if unexpected:
+            raise RunError(f"{path} does not fit backbone {info.backbone}: unexpected weights {unexpected[:3]}")
+        return base
+    raise RunError(f"{run_dir}/snapaction.json names unknown weights {info.weights!r}")

@@ -1,0 +1,171 @@
+"""Probe mode: the backbone stays frozen; a linear head learns from cached features in seconds.
+
+Features (the input of the backbone's classification head) are computed once
+for K augmented views of every training clip and one clean view of every
+validation clip, and cached on disk keyed by backbone, clip content and view,
+so reruns (and `snapaction curve`) skip the backbone entirely. The run folder
+stores only the head (``head.safetensors``); prediction goes through the same
+`Predictor` as every other run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import to_dict
+
+log = logging.getLogger(__name__)
+
+PASSES_PER_EPOCH = 10
+"""Full passes over the cached features that make one reported epoch."""
+
+
+def feature_key(backbone: str, clip_hash: str, view: int, settings: dict) -> str:
+    """Cache key of one clip view's features."""
+    blob = json.dumps({"backbone": backbone, "clip": clip_hash, "view": view, **settings}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def clip_features(model, dataset, views: int, backbone: str, settings: dict, cache_dir: Path, device, batch_size: int = 8):
+    """Features float32 (N, D), labels (N,), and skipped (path, reason) for `views` views of each clip.
+
+    View k of clip i is ``dataset`` at epoch k, index i (augmented when the
+    dataset trains, the same clean view otherwise).
+    """
+    from .cache import content_hash
+    from .errors import ClipError
+    from .model import pooled_features
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    feats: dict[tuple[int, int], np.ndarray] = {}
+    missing: list[tuple[int, int, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    for i, sample in enumerate(dataset.samples):
+        try:
+            clip_hash = content_hash(sample.path)
+        except (OSError, ClipError) as err:
+            skipped.append((str(sample.path), str(err)))
+            continue
+        for k in range(views):
+            path = cache_dir / f"{feature_key(backbone, clip_hash, k, settings)}.npy"
+            if path.is_file():
+                feats[i, k] = np.load(path)
+            else:
+                missing.append((i, k, path))
+    for start in range(0, len(missing), batch_size):
+        chunk, inputs = [], []
+        for i, k, path in missing[start : start + batch_size]:
+            dataset.set_epoch(k)
+            item = dataset[i]
+            if item is None:
+                skipped.append((str(dataset.samples[i].path), "could not be decoded (see the warning above)"))
+                continue
+            chunk.append((i, k, path))
+            inputs.append(item[0])
+        if not inputs:
+            continue
+        out = pooled_features(model, torch.stack(inputs).to(device)).cpu().numpy()
+        for (i, k, path), row in zip(chunk, out):
+            feats[i, k] = row
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, row)
+            tmp.replace(path)
+    labels = {c: n for n, c in enumerate(dataset.classes)}
+    keys = sorted(feats)
+    x = np.stack([feats[key] for key in keys]).astype(np.float32) if keys else np.zeros((0, 0), np.float32)
+    y = np.array([labels[dataset.samples[i].label] for i, _ in keys], dtype=np.int64)
+    return torch.from_numpy(x), torch.from_numpy(y), sorted(set(skipped))
+
+
+def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started: float):
+    """Probe-mode training: features once, then a linear head with warmup+cosine and early stopping."""
+    from .cache import ClipCache
+    from .dataset import ClipDataset
+    from .model import count_parameters, head_module
+    from .run import RUN_FILE, RunInfo, atomic_write, plot_curves, write_metrics
+    from .train import ClipTransform, TrainResult, lr_factor, smooth_targets, soft_cross_entropy, write_report
+
+    run_dir = Path(cfg.out)
+    device = accelerator.device
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad = False
+    cache_frames = cfg.cache_frames or max(16, 2 * sampling.num_frames)
+    cache = ClipCache(Path(cfg.cache_dir) / "clips") if cfg.cache else None
+    common = dict(classes=data.classes, sampling=sampling, size=preprocessing.size, cache=cache, cache_frames=cache_frames)
+    train_set = ClipDataset(data.train, train=True, transform=ClipTransform(preprocessing, cfg.augment), seed=cfg.seed, **common)
+    val_set = ClipDataset(data.val, train=False, transform=ClipTransform(preprocessing), **common)
+    settings = {"sampling": to_dict(sampling), "preprocessing": preprocessing.to_dict(), "cache_frames": cache_frames}
+    feature_dir = Path(cfg.cache_dir) / "features"
+    t0 = time.monotonic()
+    x_train, y_train, bad_train = clip_features(
+        model, train_set, cfg.probe_views, cfg.backbone, {**settings, "augment": to_dict(cfg.augment), "seed": cfg.seed, "train": True},
+        feature_dir, device, cfg.batch_size,
+    )
+    x_val, y_val, bad_val = clip_features(model, val_set, 1, cfg.backbone, {**settings, "train": False}, feature_dir, device, cfg.batch_size)
+    log.info("features: %d training views, %d validation clips in %.1f s", len(x_train), len(x_val), time.monotonic() - t0)
+    skipped = list(data.skipped) + bad_train + bad_val
+
+    head = head_module(model)
+    head_name = next(name for name, mod in model.named_modules() if mod is head)
+    torch.manual_seed(cfg.seed)
+    probe = torch.nn.Linear(x_train.shape[1], len(data.classes))
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * PASSES_PER_EPOCH
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, int(cfg.warmup * total), total))
+    soft = smooth_targets(y_train, len(data.classes), cfg.label_smoothing)
+    rows, best, bad_epochs = [], {"accuracy": -1.0, "loss": math.inf, "epoch": 0}, 0
+    info = RunInfo(
+        classes=data.classes, backbone=cfg.backbone, finetune="probe", weights="head",
+        sampling=to_dict(sampling), preprocessing=preprocessing.to_dict(),
+        config={**to_dict(cfg), "sampling": to_dict(sampling), "finetune": "probe", "lr": cfg.peak_lr, "cache_frames": cache_frames, "clip_seconds": data.clip_seconds},
+        skipped=[{"path": p, "reason": r} for p, r in skipped],
+    )
+    for epoch in range(cfg.epochs):
+        e0 = time.monotonic()
+        for _ in range(PASSES_PER_EPOCH):
+            loss = soft_cross_entropy(probe(x_train), soft)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        with torch.no_grad():
+            logits = probe(x_val)
+            val_loss = F.cross_entropy(logits, y_val).item()
+            val_acc = (logits.argmax(-1) == y_val).float().mean().item()
+        rows.append({"epoch": epoch + 1, "train_loss": round(loss.item(), 5), "val_loss": round(val_loss, 5),
+                     "val_accuracy": round(val_acc, 5), "lr": f"{optimizer.param_groups[0]['lr']:.3e}", "seconds": round(time.monotonic() - e0, 3)})
+        if val_acc > best["accuracy"] or (val_acc == best["accuracy"] and val_loss < best["loss"]):
+            best = {"accuracy": val_acc, "loss": val_loss, "epoch": epoch + 1}
+            bad_epochs = 0
+            save_head(run_dir, head_name, probe, atomic_write)
+            info.save(run_dir)
+        else:
+            bad_epochs += 1
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+    print(f"probe: best validation accuracy {best['accuracy']:.3f} at epoch {best['epoch']}")
+    write_metrics(run_dir, rows)
+    trainable = sum(p.numel() for p in probe.parameters())
+    result = TrainResult(run_dir, best["epoch"], best["accuracy"], best["loss"], len(rows), time.monotonic() - started, skipped)
+    write_report(run_dir, result, rows, trainable, count_parameters(model)[1])
+    plot_curves(run_dir, rows)
+    assert (run_dir / RUN_FILE).exists()
+    return result
+
+
+def save_head(run_dir: Path, head_name: str, probe: torch.nn.Linear, atomic_write) -> None:
+    """``head.safetensors``: the trained head under the backbone's own parameter names."""
+    from safetensors.torch import save
+
+    state = {f"{head_name}.weight": probe.weight.detach().contiguous(), f"{head_name}.bias": probe.bias.detach().contiguous()}
+    atomic_write(run_dir / "head.safetensors", save(state))
