@@ -33,3 +33,86 @@ def random_frames():
         return np.random.default_rng(seed).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
 
     return make
+
+
+VIDEOMAE_BASE_PROCESSOR = {
+    # The shape of MCG-NJU/videomae-base's preprocessor_config.json, scaled down to 32 px.
+    "crop_size": {"height": 32, "width": 32},
+    "do_center_crop": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_std": [0.229, 0.224, 0.225],
+    "image_processor_type": "VideoMAEImageProcessor",
+    "resample": 2,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"shortest_edge": 32},
+}
+
+
+def tiny_videomae_config(**overrides):
+    """A VideoMAE small enough to run in milliseconds: 4 frames of 32x32, 2 layers of width 32."""
+    from transformers import VideoMAEConfig
+
+    sizes = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        image_size=32, patch_size=16, num_frames=4, tubelet_size=2,
+        decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
+    )
+    sizes.update(overrides)
+    return VideoMAEConfig(**sizes)
+
+
+def save_tiny_videomae(folder: Path, classify_as: list[str] | None = None, seed: int = 0) -> Path:
+    """Save a tiny random VideoMAE the way hub checkpoints are saved.
+
+    Without `classify_as`: a pretraining checkpoint, like MCG-NJU/videomae-base.
+    With it: a classification checkpoint with those labels, like a Kinetics-finetuned one.
+    """
+    import json
+
+    import torch
+    from transformers import VideoMAEForPreTraining, VideoMAEForVideoClassification
+
+    torch.manual_seed(seed)
+    if classify_as:
+        config = tiny_videomae_config(
+            id2label=dict(enumerate(classify_as)), label2id={c: i for i, c in enumerate(classify_as)}, use_mean_pooling=True
+        )
+        model = VideoMAEForVideoClassification(config)
+    else:
+        model = VideoMAEForPreTraining(tiny_videomae_config(use_mean_pooling=False))
+    model.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(VIDEOMAE_BASE_PROCESSOR))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_videomae(tmp_path_factory) -> Path:
+    """Folder of a tiny random VideoMAE pretraining checkpoint with a processor config."""
+    return save_tiny_videomae(tmp_path_factory.mktemp("tiny-videomae"))
+
+
+def solid_clip(color, t: int = 12, size: int = 32, seed: int = 0, moving: str | None = None) -> np.ndarray:
+    """uint8 (T, H, W, C): noisy frames of one colour, with a bright square moving up or down when asked."""
+    rng = np.random.default_rng(seed)
+    frames = np.empty((t, size, size, 3), np.uint8)
+    frames[:] = np.asarray(color, np.uint8)
+    frames = np.clip(frames.astype(int) + rng.integers(-20, 21, frames.shape), 0, 255).astype(np.uint8)
+    if moving:
+        for i in range(t):
+            y = int((size - 8) * (i / (t - 1)))
+            y = size - 8 - y if moving == "up" else y
+            frames[i, y : y + 8, size // 2 - 4 : size // 2 + 4] = 255
+    return frames
+
+
+@pytest.fixture
+def colour_clips(tmp_path) -> Path:
+    """ROOT/<class>/*.mp4 with classes 'red' and 'blue', 6 clips each (two source groups per clip pair)."""
+    root = tmp_path / "colours"
+    for label, color in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        for i in range(6):
+            write_video(root / label / f"v_{label}_g{i // 2:02d}_c{i % 2:02d}.mp4", solid_clip(color, seed=i), codec="libx264")
+    return root
