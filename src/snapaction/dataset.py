@@ -1,0 +1,176 @@
+"""Datasets: find clips, split them without leaking a source video, and serve them to PyTorch.
+
+The pieces, in the order training uses them:
+
+- `scan` (from `layout`): clips and classes of a folder or manifest;
+- `usable` / `check` (from `datacheck`): which clips decode, and a report;
+- `split`: a seeded, class-stratified train/validation split by source group;
+- `ClipDataset` + `collate_clips`: ``uint8 (T, H, W, C)`` clips for a DataLoader,
+  optionally read from a `ClipCache`; a clip that fails to decode is logged
+  and left out of its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .cache import ClipCache
+from .datacheck import CheckSettings, DataReport, check, usable
+from .errors import ClipError, DataError, did_you_mean
+from .layout import ClipSet, Sample, scan
+from .sampling import Sampling, sample_indices
+from .video import VideoInfo, probe, read_frames
+
+__all__ = [
+    "CheckSettings", "ClipDataset", "ClipSet", "DataReport", "Sample",
+    "check", "collate_clips", "scan", "split", "usable",
+]
+
+log = logging.getLogger(__name__)
+
+
+def split(samples: Iterable[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """(train, validation): whole groups go to one side, about `val_fraction` of each class to validation.
+
+    Seeded and deterministic. Every class keeps at least one group in
+    training; every class with two or more groups gets at least one in
+    validation (when a group mixes classes, keeping another class's last
+    training group wins). Samples keep their input order on both sides.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    samples = list(samples)
+    if val_fraction == 0:
+        return samples, []
+    counts: dict[str, Counter] = {}  # group -> samples per label
+    for s in samples:
+        counts.setdefault(s.group, Counter())[s.label] += 1
+    groups_of: dict[str | None, list[str]] = {}
+    for group in sorted(counts):
+        for label in counts[group]:
+            groups_of.setdefault(label, []).append(group)
+    left_in_train = {label: len(groups) for label, groups in groups_of.items()}
+    rng = np.random.default_rng(seed)
+    val: set[str] = set()
+
+    def movable(group: str) -> bool:
+        return group not in val and all(left_in_train[label] > 1 for label in counts[group])
+
+    def move(group: str) -> None:
+        val.add(group)
+        for label in counts[group]:
+            left_in_train[label] -= 1
+
+    for label in sorted(groups_of, key=lambda c: (c is not None, c or "")):
+        groups = [groups_of[label][i] for i in rng.permutation(len(groups_of[label]))]
+        target = val_fraction * sum(counts[g][label] for g in groups)
+        have = sum(counts[g][label] for g in groups if g in val)
+        for group in groups:
+            n = counts[group][label]
+            if movable(group) and abs(have + n - target) < abs(have - target):
+                move(group)
+                have += n
+        if have == 0:  # target below one group: still give the class its smallest movable group
+            candidates = [g for g in groups if movable(g)]
+            if candidates:
+                move(min(candidates, key=lambda g: counts[g][label]))
+    return [s for s in samples if s.group not in val], [s for s in samples if s.group in val]
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Clips as ``(transform(uint8 tensor (T, H, W, C)), class index)``; unlabeled samples get index -1.
+
+    Without a cache, each item probes the clip and decodes only the frames
+    `sampling` picks. With `cache`, each clip is decoded once into
+    `cache_frames` uniformly spread frames, and `sampling` picks among those.
+    Training jitter (frame choice, and the transform's torch randomness) is
+    drawn from a generator seeded by (seed, epoch, index): the same on every
+    rerun, different every epoch. Call `set_epoch` before each epoch; with
+    ``persistent_workers`` a DataLoader's workers would not see the new epoch.
+    A clip that cannot be decoded is logged and returned as None, which
+    `collate_clips` leaves out.
+    """
+
+    def __init__(
+        self,
+        samples: Iterable[Sample],
+        classes: list[str],
+        sampling: Sampling,
+        size: int | None,
+        train: bool,
+        cache: ClipCache | None = None,
+        cache_frames: int = 32,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        seed: int = 0,
+    ):
+        self.samples = list(samples)
+        self.classes = list(classes)
+        index = {c: i for i, c in enumerate(self.classes)}
+        unknown = sorted({s.label for s in self.samples if s.label is not None and s.label not in index})
+        if unknown:
+            raise DataError(
+                f"clips are labelled {unknown}, which are not among the classes {self.classes}."
+                f"{did_you_mean(unknown[0], self.classes)} Pass the classes the clips were scanned with."
+            )
+        self.labels = [index[s.label] if s.label is not None else -1 for s in self.samples]
+        self.sampling, self.size, self.train = sampling, size, train
+        self.cache, self.cache_frames = cache, cache_frames
+        self.transform, self.seed = transform, seed
+        self.epoch = 0
+        self._infos: dict[int, VideoInfo] = {}
+        if cache is not None and cache_frames < sampling.num_frames:
+            log.warning("cache_frames=%d is below num_frames=%d: frames will repeat", cache_frames, sampling.num_frames)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new training jitter: items depend on (seed, epoch, index)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def frames(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The sampled ``uint8 (T, H, W, C)`` frames of one clip (jittered with `rng`). Raises `ClipError`."""
+        path = self.samples[index].path
+        if self.cache is not None:
+            every = self.cache.load(path, self.cache_frames, self.size)
+            return every[sample_indices(len(every), self.sampling, rng)]
+        info = self._infos.get(index) or probe(path)
+        self._infos[index] = info
+        return read_frames(path, sample_indices(info.num_frames, self.sampling, rng), size=self.size, info=info)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+        try:
+            frames = self.frames(index, rng)
+        except ClipError as err:
+            log.warning("skipping clip %s: %s", err.path, err.reason)
+            return None
+        clip = torch.from_numpy(frames)  # (T, H, W, C) uint8
+        if self.transform is not None:
+            if rng is None:
+                clip = self.transform(clip)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(rng.integers(2**63)))
+                    clip = self.transform(clip)
+        return clip, self.labels[index]
+
+
+def collate_clips(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Stack a batch into ``(clips (B, ...), labels (B,) int64)``, leaving out (and logging) clips that failed.
+
+    Returns None when no clip of the batch could be read.
+    """
+    good = [item for item in batch if item is not None]
+    if len(good) < len(batch):
+        log.warning("%d of %d clips in this batch could not be read and were left out", len(batch) - len(good), len(batch))
+    if not good:
+        return None
+    clips = torch.stack([clip for clip, _ in good])
+    labels = torch.tensor([label for _, label in good], dtype=torch.int64)
+    return clips, labels

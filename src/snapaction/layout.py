@@ -1,0 +1,235 @@
+"""Finding clips: which dataset layout a folder or manifest uses, and the samples in it.
+
+Layouts, told apart automatically:
+
+- ``videos``: ``ROOT/<class>/*.mp4`` (also ``.avi .mov .mkv .webm .m4v``);
+- ``frames``: ``ROOT/<class>/<video_id>/*.jpg`` (or ``.png``), frames in natural order;
+- ``unlabeled``: ``ROOT/<id>/*.jpg`` frame folders (or ``ROOT/*.mp4``) with no classes;
+- ``manifest``: a CSV file ``path,label[,group]``, paths relative to the manifest.
+
+Every sample has a group, the source video it was cut from, so that a split
+never puts two cuts of one recording on both sides: the manifest's group
+column, else the UCF101-style ``..._gNN`` part of names like
+``v_Archery_g03_c02.avi``, else the clip itself. Anything found that is not a
+clip is listed in `ClipSet.skipped` with the reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataError
+from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_files, natural_key
+
+LAYOUTS = ("videos", "frames", "manifest", "unlabeled")
+
+_UCF_GROUP = re.compile(r"^(.+_g\d+)_c\d+$", re.IGNORECASE)
+_WHERE = "put clips in ROOT/<class>/ folders (video files or frame folders) or pass a CSV manifest"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One clip: a video file or a frame folder, its class (None when unlabeled) and its source group."""
+
+    path: Path
+    label: str | None
+    group: str
+
+
+@dataclass
+class ClipSet:
+    """What `scan` found under one root."""
+
+    root: Path
+    layout: str
+    """One of `LAYOUTS`."""
+    samples: list[Sample]
+    classes: list[str]
+    """Sorted class names; a class's index in this list is its id."""
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    """Entries that are not clips, each with the reason it was left out."""
+
+
+def scan(root: str | Path) -> ClipSet:
+    """Find every clip under `root`, a dataset folder or a ``.csv`` manifest.
+
+    Raises `DataError` when `root` is missing, empty, or holds no clip at all.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root} does not exist; {_WHERE}.")
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise DataError(f"{root} is a file but not a .csv manifest; pass a dataset folder or a manifest with rows path,label[,group].")
+        return _scan_manifest(root)
+    return _scan_folder(root)
+
+
+def group_of(path: Path, relative: str) -> str:
+    """Source group of a clip with no explicit group: UCF101-style ``name_gNN`` or the clip itself."""
+    match = _UCF_GROUP.match(path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else path.name)
+    return match.group(1) if match else relative
+
+
+# --- folders -----------------------------------------------------------------
+
+
+def _scan_folder(root: Path) -> ClipSet:
+    skipped: list[tuple[Path, str]] = []
+    entries = _children(root, skipped)
+    if not entries:
+        what = "is empty" if not skipped else "holds only hidden files"
+        raise DataError(f"the folder {root} {what}; {_WHERE}.")
+    dirs = [e for e in entries if e.is_dir()]
+    files = [e for e in entries if not e.is_dir()]
+    frame_dirs = [d for d in dirs if _is_frame_folder(d)]
+    class_dirs = [d for d in dirs if d not in frame_dirs]
+    if not dirs and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files):
+        raise DataError(f"{root} holds image files directly, so it looks like the frames of one clip; point at a folder of ROOT/<class>/<video_id>/ frame folders instead.")
+
+    samples: list[Sample] = []
+    if class_dirs:
+        for d in frame_dirs:
+            skipped.append((d, "holds image frames directly, beside class folders; frames of a clip belong in ROOT/<class>/<video_id>/"))
+        for f in files:
+            skipped.append((f, "not inside a class folder"))
+        for d in class_dirs:
+            found = _scan_class(root, d, skipped)
+            if not found:
+                skipped.append((d, "class folder with no clips; the class is left out"))
+            samples += found
+        layout = "frames" if all(s.path.is_dir() for s in samples) else "videos"
+    else:
+        for d in frame_dirs:
+            samples.append(Sample(d, None, group_of(d, d.name)))
+        for f in files:
+            if f.suffix.lower() in VIDEO_EXTENSIONS:
+                samples.append(Sample(f, None, group_of(f, f.name)))
+            else:
+                skipped.append((f, _not_a_clip(f)))
+        layout = "unlabeled"
+    if not samples:
+        raise DataError(f"{root} holds no clips ({_summary(skipped)}); {_WHERE}.")
+    classes = sorted({s.label for s in samples if s.label is not None})
+    return ClipSet(root, layout, samples, classes, skipped)
+
+
+def _scan_class(root: Path, folder: Path, skipped: list[tuple[Path, str]]) -> list[Sample]:
+    samples = []
+    for entry in _children(folder, skipped):
+        relative = entry.relative_to(root).as_posix()
+        if entry.is_dir():
+            if frame_files(entry):
+                samples.append(Sample(entry, folder.name, group_of(entry, relative)))
+            else:
+                skipped.append((entry, f"folder without image frames ({', '.join(IMAGE_EXTENSIONS)}); nested folders are not searched"))
+        elif entry.suffix.lower() in VIDEO_EXTENSIONS:
+            samples.append(Sample(entry, folder.name, group_of(entry, relative)))
+        else:
+            skipped.append((entry, _not_a_clip(entry)))
+    return samples
+
+
+def _is_frame_folder(folder: Path) -> bool:
+    """Images directly inside, and no clips (videos or frame folders) beside them."""
+    if not frame_files(folder):
+        return False
+    for entry in folder.iterdir():
+        if entry.suffix.lower() in VIDEO_EXTENSIONS or (entry.is_dir() and frame_files(entry)):
+            return False
+    return True
+
+
+def _children(folder: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
+    """Entries of `folder` in natural order; hidden ones go to `skipped`."""
+    out = []
+    for entry in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if entry.name.startswith("."):
+            skipped.append((entry, "hidden"))
+        else:
+            out.append(entry)
+    return out
+
+
+def _not_a_clip(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "a single image, not a clip; put the frames of one clip in their own folder"
+    kind = f"extension {suffix!r}" if suffix else "no extension"
+    return f"not a video file ({kind}; expected one of {', '.join(VIDEO_EXTENSIONS)})"
+
+
+def _summary(skipped: list[tuple[Path, str]]) -> str:
+    if not skipped:
+        return "nothing found"
+    path, reason = skipped[0]
+    more = f" and {len(skipped) - 1} more entries were skipped" if len(skipped) > 1 else ""
+    return f"{path.name}: {reason}{more}"
+
+
+# --- manifests ---------------------------------------------------------------
+
+_COLUMNS = ("path", "label", "group")
+
+
+def _scan_manifest(manifest: Path) -> ClipSet:
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"cannot read manifest {manifest} ({err}); save it as a UTF-8 CSV with rows path,label[,group].") from None
+    rows = [(n, row) for n, row in rows if any(row) and not row[0].startswith("#")]
+    if not rows:
+        raise DataError(f"manifest {manifest} has no rows; add one row path,label[,group] per clip.")
+    columns = _header(rows[0][1])
+    positional = columns is None
+    if columns is None:
+        width = max(len(row) for _, row in rows)
+        columns = {name: i for i, name in enumerate(_COLUMNS[: min(width, 3)])}
+    else:
+        rows = rows[1:]
+    labeled = "label" in columns
+
+    base = manifest.parent
+    samples: list[Sample] = []
+    skipped: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for n, row in rows:
+        cell = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
+        if not cell["path"]:
+            skipped.append((manifest, f"line {n} has no path"))
+            continue
+        if positional and len(row) > 3:
+            skipped.append((manifest, f"line {n} has {len(row)} columns; expected path,label[,group] (quote paths that hold commas)"))
+            continue
+        path = base / cell["path"]
+        where = f"line {n} of {manifest.name}"
+        if labeled and not cell["label"]:
+            skipped.append((path, f"{where} has no label"))
+        elif path in seen:
+            skipped.append((path, f"{where} lists this clip a second time"))
+        elif not path.exists():
+            skipped.append((path, f"listed on {where} but does not exist"))
+        elif path.is_dir() and not frame_files(path):
+            skipped.append((path, f"listed on {where} but is a folder without image frames"))
+        elif path.is_file() and path.suffix.lower() not in VIDEO_EXTENSIONS:
+            skipped.append((path, f"listed on {where} but {_not_a_clip(path)}"))
+        else:
+            seen.add(path)
+            group = cell.get("group") or group_of(path, Path(cell["path"]).as_posix())
+            samples.append(Sample(path, cell["label"] if labeled else None, group))
+    if not samples:
+        raise DataError(f"manifest {manifest} lists no usable clips ({_summary(skipped)}); paths are read relative to the manifest's folder.")
+    classes = sorted({s.label for s in samples if s.label is not None})
+    return ClipSet(manifest, "manifest", samples, classes, skipped)
+
+
+def _header(first: list[str]) -> dict[str, int] | None:
+    """Column positions from a header row naming ``path`` (other columns are ignored), or None when the first row is data."""
+    names = [c.lower() for c in first]
+    if "path" not in names:
+        return None
+    return {name: names.index(name) for name in _COLUMNS if name in names}
