@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import Augment, mixup
+from .augment import Augment
 from .config import check, option, to_dict
 from .errors import ConfigError, DataError
 from .model import DEFAULT_BACKBONE, FINETUNE_MODES, SCRATCH, LoraSettings
@@ -49,6 +49,7 @@ class TrainConfig:
     label_smoothing: float = option(0.1, "label smoothing of the training loss (validation loss is never smoothed)")
     clip_grad: float = option(1.0, "gradient norm clipping (0 disables)")
     patience: int = option(8, "stop after this many epochs without a better validation accuracy (0 disables)")
+    gradient_checkpointing: bool = option(False, "recompute activations in the backward pass: much less memory, about a third slower")
     precision: str = option("auto", "mixed precision: auto = bf16/fp16 on GPUs, bf16 on CPUs with native bf16, else none", PRECISIONS)
     val_data: str | None = option(None, "separate validation data (default: a grouped split of --data)")
     val_fraction: float = option(0.2, "share of clips (by source video) held out for validation")
@@ -154,9 +155,9 @@ SCRATCH_SAMPLING = Sampling(num_frames=8, mode="strided", stride=2)
 class ClipTransform:
     """uint8 (T, H, W, C) frames -> normalised float32 (T, C, h, w) for the model.
 
-    With an `Augment` and a random generator (training): random resized crop,
-    flip and colour jitter, the same for every frame. Without (validation,
-    prediction): the backbone's own resize, centre crop and normalisation.
+    With an `Augment` (training): random resized crop, flip and colour jitter,
+    the same for every frame. Without (validation, prediction): the backbone's
+    own resize, centre crop and normalisation.
     """
 
     def __init__(self, preprocessing, augment: Augment | None = None):
@@ -166,8 +167,10 @@ class ClipTransform:
     def __call__(self, frames, rng: np.random.Generator | None = None) -> torch.Tensor:
         from .preprocess import normalize, to_float
 
-        if self.augment is None or rng is None:
+        if self.augment is None:
             return self.preprocessing(frames)
+        if rng is None:  # draw from torch's generator, which ClipDataset seeds per (seed, epoch, clip)
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         video = self.augment(to_float(frames), self.preprocessing.crop, rng)
         return normalize(video, self.preprocessing.mean, self.preprocessing.std)
 
@@ -287,6 +290,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         gradient_accumulation_steps=cfg.grad_accum,
     )
     set_seed(cfg.seed)
+    # Denormal floats appear once the loss nears the label-smoothing floor and slow CPU kernels several-fold.
+    torch.set_flush_denormal(True)
     data = prepare_data(cfg)
     model, new_modules = load_backbone(cfg.backbone, data.classes)
     sampling = resolve_sampling(cfg, model)
@@ -295,6 +300,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         from .probe import train_probe
 
         return train_probe(cfg, data, model, sampling, preprocessing, accelerator, started)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
     if cfg.mode == "lora":
         model = apply_lora(model, new_modules, cfg.lora)
     trainable, total = count_parameters(model)
@@ -342,6 +349,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     epoch_started = time.monotonic() - state["seconds"]
     for epoch in range(state["epoch"], cfg.epochs):
         t0 = time.monotonic()
+        # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
+        # resume: give it the real epoch so a resumed run replays exactly the same batches.
+        train_loader.set_epoch(epoch)
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
@@ -353,8 +363,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 continue
             videos, targets = batch
             soft = smooth_targets(targets, num_classes, cfg.label_smoothing)
-            if cfg.augment.mixup_alpha > 0 and mix_rng.random() < cfg.augment.mixup_prob:
-                videos, soft = mixup(videos, soft, cfg.augment.mixup_alpha, mix_rng)
+            videos, soft = cfg.augment.mix(videos, soft, mix_rng)
             with accelerator.accumulate(model):
                 with accelerator.autocast():
                     logits = model(pixel_values=videos).logits
@@ -395,9 +404,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         state["seconds"] = time.monotonic() - epoch_started
         stop = cfg.patience and state["bad_epochs"] >= cfg.patience
         out_of_time = cfg.max_minutes is not None and state["seconds"] > cfg.max_minutes * 60
-        save_checkpoint(accelerator, checkpoint_dir, state)
         if accelerator.is_main_process:
             write_metrics(run_dir, state["rows"])
+        save_checkpoint(accelerator, checkpoint_dir, state)
         if stop or out_of_time:
             accelerator.print(f"stopping: {'no better validation accuracy for %d epochs' % cfg.patience if stop else 'time budget reached'}")
             break
@@ -408,6 +417,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         plot_curves(run_dir, state["rows"])
     accelerator.wait_for_everyone()
     return result
+
+
+def enable_checkpointing(model) -> None:
+    """Gradient checkpointing on a transformers backbone (non-reentrant: works with a frozen input layer)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"backbone {type(model).__name__} does not support --gradient-checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 @torch.no_grad()
