@@ -17,13 +17,20 @@ from .errors import SnapActionError
 
 # command words -> module under snapaction.commands
 COMMANDS: dict[tuple[str, ...], str] = {
-    ("data", "check"): "data_check",
+    ("demo",): "demo",
     ("demo-data",): "demo_data",
+    ("data", "check"): "data_check",
+    ("train",): "train",
+    ("eval",): "eval",
+    ("predict",): "predict",
+    ("curve",): "curve",
+    ("serve",): "serve",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, every subcommand included."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Only the command named in `argv` gets its options (and their imports)
+    built, so that `snapaction --help` and light commands start fast; without `argv`, all do."""
     parser = argparse.ArgumentParser(
         prog="snapaction",
         description="Teach a computer new actions from a few dozen short clips per class.",
@@ -32,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
+    words_given = [a for a in (argv or []) if not a.startswith("-")]
     for words, module_name in COMMANDS.items():
         module = importlib.import_module(f"snapaction.commands.{module_name}")
         where = top
@@ -46,19 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
             description=(module.__doc__ or module.HELP).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(sub)
+        if argv is None or words_given[: len(words)] == list(words):
+            module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    # SnapAction's own messages at INFO; the libraries underneath only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("snapaction").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args._run(args) or 0)
     except SnapActionError as err:
