@@ -1,0 +1,58 @@
+"""Serve a trained run as a local web page and JSON API.
+
+Open the address it prints in a browser: drop a video or record one from the
+webcam, and see the probability of every class. The API: POST /api/predict
+(multipart field 'video'), GET /api/info, GET /healthz; its schema is at
+/openapi.json. It listens on 127.0.0.1 (this machine only) unless --host says
+otherwise, and refuses to start without a valid run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "serve a run as a local web page and JSON API"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run folder written by training")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; anything but a loopback address lets other machines reach the app (default: %(default)s)",
+    )
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=200, help="largest video accepted, in MB (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--queue",
+        type=int,
+        default=16,
+        help="videos that may wait for the model at once; more are answered '503 busy' (default: %(default)s)",
+    )
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the run's choice)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..predict import Predictor
+    from ..web.app import bind_socket, create_app, is_loopback, serve, url
+
+    predictor = Predictor.load(args.run, device=args.device)  # RunError: one sentence, exit status 2
+    app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue)
+    if not is_loopback(args.host):
+        print(
+            f"warning: listening on {args.host} lets other machines on the network use this app, "
+            "and it has no login; use --host 127.0.0.1 to keep it on this machine.",
+            file=sys.stderr,
+        )
+    sock = bind_socket(args.host, args.port)
+    port = sock.getsockname()[1]
+    host = args.host.strip("[]")
+    where = url(host, port)
+    if host in ("0.0.0.0", "::"):  # every address of this machine; the browser here needs a real one
+        where = f"{url('127.0.0.1', port)} (other machines: this machine's address, port {port})"
+    print(f"Serving run {predictor.info().get('run') or args.run} at {where}  (Ctrl+C to stop)", flush=True)
+    serve(app, sock)
+    return 0
