@@ -25,7 +25,7 @@ def tiny_config(data, out, **overrides) -> TrainConfig:
     values = dict(
         data=str(data), out=str(out), backbone="scratch", epochs=3, batch_size=4, lr=3e-3, patience=0,
         sampling=Sampling(num_frames=4), cache_frames=8, cache_dir=str(Path(out).parent / "cache"),
-        augment=Augment(mixup_alpha=0.0), precision="no",
+        augment=Augment(mixup_alpha=0.0), precision="no", checkpoint_minutes=0,
     )
     values.update(overrides)
     return TrainConfig(**values)

@@ -23,11 +23,12 @@ class DemoResult:
 
 
 def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per_class: int = 25,
-             epochs: int = 40, max_minutes: float = 6.0, seed: int = 0) -> DemoResult:
+             epochs: int = 150, max_minutes: float = 6.5, seed: int = 0) -> DemoResult:
     """Write the demo dataset under `out`/data, train `out`/run on it, and score held-out clips."""
     from .dataset import scan
     from .demo_data import write_demo_dataset
     from .predict import Predictor
+    from .augment import Augment
     from .train import TrainConfig, train
 
     started = time.monotonic()
@@ -39,7 +40,8 @@ def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per
         backbone="scratch",
         epochs=epochs,
         batch_size=16,
-        patience=12,
+        patience=40,
+        augment=Augment(crop_scale_min=0.8, mixup_alpha=0.0),
         max_minutes=max_minutes,
         seed=seed,
         cache_dir=str(out / "cache"),

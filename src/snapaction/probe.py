@@ -99,7 +99,7 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad = False
-    cache_frames = cfg.cache_frames or max(16, 2 * sampling.num_frames)
+    cache_frames = sampling.grid
     cache = ClipCache(Path(cfg.cache_dir) / "clips") if cfg.cache else None
     common = dict(classes=data.classes, sampling=sampling, size=preprocessing.size, cache=cache, cache_frames=cache_frames)
     train_set = ClipDataset(data.train, train=True, transform=ClipTransform(preprocessing, cfg.augment), seed=cfg.seed, **common)

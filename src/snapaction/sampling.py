@@ -34,6 +34,12 @@ class Sampling:
     num_frames: int = option(16, "frames the model sees per clip")
     mode: str = option("uniform", "'uniform': spread over the whole clip; 'strided': a window of frames every STRIDE frames", SAMPLING_MODES, flag="--sampling")
     stride: int = option(4, "frame step inside a window, for --sampling strided")
+    grid: int | None = None
+    """Spread this many frames evenly over the clip first and choose from those (None: every frame).
+
+    Training sets it to the number of cached frames per clip, so training,
+    validation and prediction pick the same frames whether or not a cache is
+    used; it is saved with the run."""
 
     def __post_init__(self):
         problems = []
@@ -43,6 +49,8 @@ class Sampling:
             problems.append(f"num_frames must be at least 1, got {self.num_frames}")
         if self.stride < 1:
             problems.append(f"stride must be at least 1, got {self.stride}")
+        if self.grid is not None and self.grid < 1:
+            problems.append(f"grid must be at least 1, got {self.grid}")
         check(problems, "sampling")
 
 
@@ -82,8 +90,18 @@ def window_start(length: int, span: int, rng: np.random.Generator | None = None)
     return int(rng.integers(0, room + 1))
 
 
+def on_grid(length: int, grid: int | None) -> np.ndarray:
+    """Indices of the frames sampling chooses from: `grid` spread evenly over the clip, or all."""
+    return uniform_indices(length, grid) if grid else np.arange(length, dtype=np.int64)
+
+
 def sample_indices(length: int, sampling: Sampling, rng: np.random.Generator | None = None) -> np.ndarray:
     """Indices of one clip's frames: jittered when `rng` is given (training), fixed otherwise."""
+    base = on_grid(length, sampling.grid)
+    return base[_sample(len(base), sampling, rng)]
+
+
+def _sample(length: int, sampling: Sampling, rng: np.random.Generator | None) -> np.ndarray:
     n = sampling.num_frames
     if sampling.mode == "uniform" or length < n:
         offset = 0.5 if rng is None else rng.random(n)
@@ -103,9 +121,14 @@ def view_indices(length: int, sampling: Sampling, views: int) -> np.ndarray:
     """
     if views < 1:
         raise ValueError(f"views must be at least 1, got {views}")
+    base = on_grid(length, sampling.grid)
+    return base[_views(len(base), sampling, views)]
+
+
+def _views(length: int, sampling: Sampling, views: int) -> np.ndarray:
     n = sampling.num_frames
     if views == 1:
-        return sample_indices(length, sampling)[None]
+        return _sample(length, sampling, None)[None]
     if sampling.mode == "uniform" or length < n:
         return np.stack([uniform_indices(length, n, (k + 0.5) / views) for k in range(views)])
     stride = fitted_stride(length, n, sampling.stride)

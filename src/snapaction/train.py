@@ -43,7 +43,7 @@ class TrainConfig:
     epochs: int = option(30, "most epochs to train")
     batch_size: int = option(8, "clips per step on each process")
     grad_accum: int = option(1, "steps whose gradients are summed before each optimizer step")
-    lr: float | None = option(None, "peak learning rate (default: 5e-4 for lora, 5e-5 for full, 2e-3 for scratch, 1e-3 for probe)")
+    lr: float | None = option(None, "peak learning rate (default: 5e-4 for lora, 5e-5 for full, 1e-3 for scratch and for probe)")
     weight_decay: float = option(0.05, "AdamW weight decay")
     warmup: float = option(0.1, "fraction of optimizer steps spent warming the learning rate up linearly")
     label_smoothing: float = option(0.1, "label smoothing of the training loss (validation loss is never smoothed)")
@@ -56,10 +56,11 @@ class TrainConfig:
     balanced: bool = option(False, "draw training clips so every class is equally likely")
     cache_dir: str = option(str(DEFAULT_CACHE), "where decoded clips and features are cached")
     cache: bool = option(True, "cache decoded frames on disk so later epochs and runs skip decoding")
-    cache_frames: int | None = option(None, "frames cached per clip, spread over it, that sampling picks from (default: twice --num-frames)")
+    cache_frames: int | None = option(None, "frames spread evenly over each clip that sampling picks from, and that the cache keeps (default: twice --num-frames, at least 16)")
     workers: int = option(0, "data loading processes (0: load in the training process)")
     max_minutes: float | None = option(None, "stop training after this many minutes (the best epoch so far is kept)")
-    resume: bool = option(False, "continue an interrupted run in --out from its last finished epoch")
+    resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint")
+    checkpoint_minutes: float = option(1.0, "save a resumable checkpoint when this many minutes have passed since the last (0: every epoch)")
     seed: int = option(0, "seed for the split, sampling, augmentation and initial weights")
     probe_views: int = option(4, "augmented views per training clip whose features are cached, for --finetune probe")
     sampling: Sampling | None = None
@@ -98,7 +99,7 @@ class TrainConfig:
         if self.lr is not None:
             return self.lr
         if self.backbone == SCRATCH:
-            return 2e-3
+            return 1e-3
         return {"lora": 5e-4, "full": 5e-5, "probe": 1e-3}[self.mode]
 
 
@@ -200,15 +201,16 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 def resolve_sampling(cfg: TrainConfig, model) -> Sampling:
-    """The sampling to use: the user's, else the backbone's frame count (or the scratch preset's)."""
+    """The sampling to use: the user's, else the backbone's frame count (or the scratch preset's),
+    on a grid of `cache_frames` frames spread over each clip (twice the frames sampled, at least 16)."""
     wanted = getattr(getattr(model, "config", None), "num_frames", None)
     if cfg.sampling is None:
-        if cfg.backbone == SCRATCH:
-            return SCRATCH_SAMPLING
-        return Sampling(num_frames=wanted or 16)
-    if wanted and cfg.backbone != SCRATCH and cfg.sampling.num_frames != wanted:
-        raise ConfigError(f"backbone {cfg.backbone!r} takes exactly {wanted} frames per clip, got --num-frames {cfg.sampling.num_frames}")
-    return cfg.sampling
+        sampling = SCRATCH_SAMPLING if cfg.backbone == SCRATCH else Sampling(num_frames=wanted or 16)
+    else:
+        sampling = cfg.sampling
+        if wanted and cfg.backbone != SCRATCH and sampling.num_frames != wanted:
+            raise ConfigError(f"backbone {cfg.backbone!r} takes exactly {wanted} frames per clip, got --num-frames {sampling.num_frames}")
+    return replace(sampling, grid=cfg.cache_frames or max(16, 2 * sampling.num_frames))
 
 
 def preprocessing_for(backbone: str):
@@ -307,7 +309,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     trainable, total = count_parameters(model)
     log.info("%s: %s of %s parameters trainable (%.2f%%), mode %s", cfg.backbone, f"{trainable:,}", f"{total:,}", 100 * trainable / total, cfg.mode)
 
-    cache_frames = cfg.cache_frames or max(16, 2 * sampling.num_frames)
+    cache_frames = sampling.grid
     cache = ClipCache(Path(cfg.cache_dir) / "clips") if cfg.cache else None
     labels = {c: i for i, c in enumerate(data.classes)}
     common = dict(classes=data.classes, sampling=sampling, size=preprocessing.size, cache=cache, cache_frames=cache_frames)
@@ -347,6 +349,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     num_classes = len(data.classes)
     epoch_started = time.monotonic() - state["seconds"]
+    last_checkpoint = time.monotonic()
     for epoch in range(state["epoch"], cfg.epochs):
         t0 = time.monotonic()
         # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
@@ -406,7 +409,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         out_of_time = cfg.max_minutes is not None and state["seconds"] > cfg.max_minutes * 60
         if accelerator.is_main_process:
             write_metrics(run_dir, state["rows"])
-        save_checkpoint(accelerator, checkpoint_dir, state)
+        last = stop or out_of_time or epoch + 1 == cfg.epochs
+        if last or time.monotonic() - last_checkpoint >= cfg.checkpoint_minutes * 60:
+            save_checkpoint(accelerator, checkpoint_dir, state)
+            last_checkpoint = time.monotonic()
         if stop or out_of_time:
             accelerator.print(f"stopping: {'no better validation accuracy for %d epochs' % cfg.patience if stop else 'time budget reached'}")
             break

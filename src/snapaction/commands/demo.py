@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo", help="folder for the demo data, cache and run (default: demo)")
     parser.add_argument("--clips-per-class", type=int, default=40, help="training clips per class (default: 40)")
     parser.add_argument("--test-clips-per-class", type=int, default=25, help="held-out clips per class (default: 25)")
-    parser.add_argument("--epochs", type=int, default=40, help="most epochs to train (default: 40)")
-    parser.add_argument("--max-minutes", type=float, default=6.0, help="training time budget in minutes (default: 6)")
+    parser.add_argument("--epochs", type=int, default=150, help="most epochs to train (default: 150)")
+    parser.add_argument("--max-minutes", type=float, default=6.5, help="training time budget in minutes (default: 6.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data and training (default: 0)")
 
 
