@@ -162,6 +162,15 @@ def test_frames_coded_as_several_slices_decode_exactly_with_slice_threads(tmp_pa
     np.testing.assert_array_equal(read_frames(path, indices), truth[indices])
 
 
+def test_matroska_without_a_frame_count_is_counted_and_read_exactly(tmp_path):
+    frames = moving_frames(120)
+    path = write_video(tmp_path / "clip.mkv", frames, g="10")
+    info = probe(path)
+    assert (info.num_frames, info.fps) == (120, 25.0)
+    indices = [119, 0, 64, 3, 100]
+    np.testing.assert_array_equal(read_frames(path, indices), frames[indices])
+
+
 def test_short_side_is_scaled_while_decoding(long_lossless):
     path, frames = long_lossless
     out = read_frames(path, [0, 75], size=24)

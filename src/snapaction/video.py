@@ -267,10 +267,13 @@ def _probe_container(path: Path, container, deadline: _Deadline) -> VideoInfo:
     if num_frames <= 0:
         raise ClipError(path, "the video stream holds no frames; re-export the clip")
     duration = _duration(container, stream) or num_frames / rate
+    fps = num_frames / duration
+    if abs(rate - fps) < 0.01 * fps:  # a constant rate: take the exact one, so late frames do not drift
+        fps = rate
     width, height = stream.codec_context.width, stream.codec_context.height
     if rotation in (90, 270):
         width, height = height, width
-    return VideoInfo(path, int(num_frames), num_frames / duration, duration, width, height, rotation)
+    return VideoInfo(path, int(num_frames), fps, duration, width, height, rotation)
 
 
 def _first_frame(path: Path, container, stream, deadline: _Deadline):
