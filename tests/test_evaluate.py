@@ -1,0 +1,257 @@
+"""Metrics, calibration, the report folder, official split files (splits.py), and `snapaction eval` on a trained run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snapaction.errors import DataError
+from snapaction.evaluate import (
+    Evaluation,
+    calibration_bins,
+    compute_metrics,
+    expected_calibration_error,
+    label_ids,
+    top_k_accuracy,
+    write_report,
+)
+from snapaction.splits import official_split
+
+CLASSES = ["a", "b", "c", "d"]
+
+
+def test_ece_by_hand():
+    # Two clips at confidence 0.95 (bin 10), one right; two at 0.55 (bin 6), both right.
+    probs = np.array([[0.95, 0.05, 0, 0], [0.95, 0.05, 0, 0], [0.55, 0.45, 0, 0], [0.45, 0.55, 0, 0]])
+    labels = np.array([0, 1, 0, 1])
+    # bin (0.9, 1]: acc 0.5, conf 0.95 -> gap 0.45; bin (0.5, 0.6]: acc 1, conf 0.55 -> gap 0.45; each holds half the clips
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.45)
+    bins = calibration_bins(probs, labels)
+    assert len(bins) == 10 and [b["clips"] for b in bins] == [0, 0, 0, 0, 0, 2, 0, 0, 0, 2]
+    assert bins[5]["low"] == pytest.approx(0.5) and bins[5]["high"] == pytest.approx(0.6)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy():
+    # confidence 1.0 and always right
+    probs = np.eye(4)[[0, 1, 2, 3, 0]]
+    assert expected_calibration_error(probs, np.array([0, 1, 2, 3, 0])) == 0.0
+    # confidence exactly 0.25 (bin (0.2, 0.3]) and right one time in four
+    flat = np.full((4, 4), 0.25)
+    assert expected_calibration_error(flat, np.array([0, 1, 2, 3])) == pytest.approx(0.0)
+
+
+def test_top_k_and_metrics_agree_with_sklearn():
+    from sklearn.metrics import f1_score, top_k_accuracy_score
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=50)
+    labels = rng.integers(0, 4, 50)
+    m = compute_metrics(probs, labels, CLASSES)
+    assert m["clips"] == 50
+    assert m["accuracy"] == pytest.approx((probs.argmax(1) == labels).mean())
+    assert m["top_k"]["top3"] == pytest.approx(top_k_accuracy_score(labels, probs, k=3, labels=range(4)))
+    assert m["macro_f1"] == pytest.approx(f1_score(labels, probs.argmax(1), average="macro"))
+    assert np.asarray(m["confusion_matrix"]).sum() == 50
+    assert np.trace(m["confusion_matrix"]) == (probs.argmax(1) == labels).sum()
+    assert set(m["per_class"]) == set(CLASSES)
+    assert "top5" not in m["top_k"]  # no top-5 with 4 classes
+
+
+def test_top_k_two_classes():
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([0, 0, 1])
+    assert top_k_accuracy(probs, labels, 1) == pytest.approx(1 / 3)
+    assert top_k_accuracy(probs, labels, 2) == 1.0
+
+
+def test_macro_f1_ignores_classes_absent_and_never_predicted():
+    probs = np.eye(4)[[0, 1, 0, 1]]
+    m = compute_metrics(probs, np.array([0, 1, 0, 1]), CLASSES)
+    assert m["macro_f1"] == 1.0
+    assert m["per_class"]["c"]["support"] == 0
+
+
+def test_label_ids_unknown_class_is_one_sentence():
+    from snapaction.dataset import Sample
+
+    samples = [Sample("x.mp4", "a", "x"), Sample("y.mp4", "B", "y"), Sample("z.mp4", "dd", "z")]
+    with pytest.raises(DataError, match=r"\['dd'\].*Did you mean 'd'"):
+        label_ids(samples, CLASSES)
+    assert label_ids(samples[:2], CLASSES) == [0, 1]  # case-insensitive fallback
+
+
+def test_write_report(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 3)
+    probs = rng.dirichlet(np.ones(4) * 0.5, size=12)
+    probs[np.arange(12), labels] += 0.5  # mostly right
+    probs /= probs.sum(1, keepdims=True)
+    paths = [f"clips/{CLASSES[y]}/{i}.mp4" for i, y in enumerate(labels)]
+    ev = Evaluation(CLASSES, paths, labels, probs, views=2, crops=3, skipped=[("clips/bad.mp4", "not a readable video")])
+    base = Evaluation(CLASSES, paths, labels, np.roll(probs, 1, axis=1))
+    report = write_report(tmp_path / "report", ev, base, {"run": "runs/x"})
+    folder = tmp_path / "report"
+    names = {p.name for p in folder.iterdir()}
+    assert {"report.json", "confusion_matrix.png", "confusion_matrix.json", "reliability.png", "per_class.csv",
+            "predictions.csv", "misclassified.csv", "summary.txt"} <= names
+    saved = json.loads((folder / "report.json").read_text())
+    assert saved["accuracy"] == pytest.approx((probs.argmax(1) == labels).mean())
+    assert saved["without_tta"]["accuracy"] == pytest.approx((np.roll(probs, 1, axis=1).argmax(1) == labels).mean())
+    assert saved["views"] == 2 and saved["crops"] == 3 and saved["run"] == "runs/x"
+    assert saved["skipped"] == [{"path": "clips/bad.mp4", "reason": "not a readable video"}]
+    cm = json.loads((folder / "confusion_matrix.json").read_text())
+    assert cm["classes"] == CLASSES and np.asarray(cm["matrix"]).sum(1).tolist() == [3, 3, 3, 3]
+    wrong = int((probs.argmax(1) != labels).sum())
+    assert len(saved["misclassified"]) == wrong
+    assert len((folder / "misclassified.csv").read_text().splitlines()) == wrong + 1
+    assert len((folder / "predictions.csv").read_text().splitlines()) == 13
+    assert (folder / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in (folder, *folder.iterdir()):  # the usual permissions, not mkstemp's private ones
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask
+    assert "single view (no TTA)" in report["summary"] and "clips/bad.mp4" in report["summary"]
+    # rewriting replaces the folder as a whole
+    write_report(folder, base)
+    assert json.loads((folder / "report.json").read_text())["views"] == 1
+
+
+def test_misclassified_lists_top_predictions():
+    probs = np.array([[0.1, 0.6, 0.2, 0.1], [0.7, 0.1, 0.1, 0.1]])
+    ev = Evaluation(CLASSES, ["x.mp4", "y.mp4"], np.array([0, 0]), probs)
+    (wrong,) = ev.misclassified()
+    assert wrong["path"] == "x.mp4" and wrong["true"] == "a" and wrong["predicted"] == "b"
+    assert [c for c, _ in wrong["top"]] == ["b", "c", "a"]
+    assert wrong["true_probability"] == pytest.approx(0.1)
+
+
+# --- official split files ---------------------------------------------------------
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_ucf101_split(tmp_path):
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 HandstandPushups\n")
+    (lists / "testlist01.txt").write_text(
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n"
+        "HandstandPushups/v_HandStandPushups_g01_c01.avi\r\n"
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi\r\n"
+    )
+    (lists / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n")
+    videos = tmp_path / "UCF-101"
+    _touch(videos / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi")
+    frames = videos / "HandstandPushups" / "v_HandStandPushups_g01_c01"  # extracted frames instead of the video
+    _touch(frames / "00001.jpg")
+    _touch(videos / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g08_c01.avi")
+
+    for split in (lists / "testlist01.txt", lists):
+        found, missing = official_split(videos, split)
+        assert [(c.path.name, c.label, c.group) for c in found] == [
+            ("v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup", "v_ApplyEyeMakeup_g01"),
+            ("v_HandStandPushups_g01_c01", "HandstandPushups", "v_HandStandPushups_g01"),
+        ]
+        assert [p.name for p, _ in missing] == ["v_ApplyEyeMakeup_g02_c01.avi"]
+    train, _ = official_split(videos, lists, part="train")
+    assert [c.path.name for c in train] == ["v_ApplyEyeMakeup_g08_c01.avi"]
+    with pytest.raises(DataError, match="testlist02.txt"):
+        official_split(videos, lists, number=2)
+
+
+def test_hmdb51_split(tmp_path):
+    lists = tmp_path / "testTrainMulti_7030_splits"
+    lists.mkdir()
+    (lists / "brush_hair_test_split1.txt").write_text("a.avi 1 \nb.avi 2 \nc.avi 0 \n")
+    (lists / "cartwheel_test_split1.txt").write_text("d.avi 2 \n")
+    (lists / "cartwheel_test_split2.txt").write_text("e.avi 2 \n")
+    root = tmp_path / "hmdb51"
+    for cls, name in (("brush_hair", "a.avi"), ("brush_hair", "b.avi"), ("cartwheel", "d.mp4"), ("cartwheel", "e.avi")):
+        _touch(root / cls / name)
+    found, missing = official_split(root, lists)
+    assert [(c.path.name, c.label) for c in found] == [("b.avi", "brush_hair"), ("d.mp4", "cartwheel")]
+    assert missing == []
+    found, _ = official_split(root, lists / "cartwheel_test_split2.txt")
+    assert [c.path.name for c in found] == ["e.avi"]
+    found, _ = official_split(root, lists, part="train")
+    assert [c.path.name for c in found] == ["a.avi"]
+
+
+def test_split_errors_are_one_sentence(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        official_split(tmp_path, tmp_path / "nope.txt")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match="not an official split file"):
+        official_split(tmp_path, tmp_path / "notes.txt")
+    (tmp_path / "testlist01.txt").write_text("A/v_A_g01_c01.avi\n")
+    with pytest.raises(DataError, match="none of the 1 clips"):
+        official_split(tmp_path, tmp_path / "testlist01.txt")
+
+
+# --- `snapaction eval` on a trained run ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from test_predict import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("eval-run"))
+
+
+def test_eval_command_writes_the_report(tiny_run, tmp_path, capsys):
+    from snapaction.cli import main
+
+    test = tiny_run.parent / "data" / "test"
+    (test / "red" / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "report"
+    assert main(["eval", str(tiny_run), str(test), "--views", "2", "--crops", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "single view (no TTA): 6 clips" in printed and "2 view(s) x 3 crop(s): 6 clips" in printed
+    assert "broken.mp4" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["clips"] == 6 and report["views"] == 2 and report["crops"] == 3
+    assert set(report["per_class"]) == {"blue", "green", "red"}
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["ece"] <= 1 and "without_tta" in report
+    assert [s["path"].endswith("broken.mp4") for s in report["skipped"]] == [True]
+    assert np.asarray(json.loads((out / "confusion_matrix.json").read_text())["matrix"]).sum() == 6
+    from PIL import Image
+
+    with Image.open(out / "confusion_matrix.png") as image:
+        assert image.width >= 300 and image.height >= 300
+
+
+def test_eval_default_folder_and_official_split(tiny_run, tmp_path, capsys):
+    from snapaction.cli import main
+
+    data = tiny_run.parent / "data" / "test"
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 blue\n2 green\n3 red\n")
+    (lists / "testlist01.txt").write_text("red/red_04.avi\nblue/blue_05.avi\nblue/missing.avi\n")
+    assert main(["eval", str(tiny_run), str(data), "--split", str(lists / "testlist01.txt")]) == 0
+    report = json.loads((tiny_run / "eval-testlist01" / "report.json").read_text())
+    assert report["clips"] == 2  # .avi listed, .mp4 on disk: found by stem
+    assert [Path(s["path"]).name for s in report["skipped"]] == ["missing.avi"]
+    assert main(["eval", str(tiny_run), str(data)]) == 0
+    assert (tiny_run / "eval-test" / "confusion_matrix.png").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(tiny_run), str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_eval_with_no_readable_clip_is_one_sentence(tiny_run, tmp_path, capsys):
+    from snapaction.cli import main
+
+    (tmp_path / "red").mkdir()
+    (tmp_path / "red" / "a.mp4").write_bytes(b"")
+    assert main(["eval", str(tiny_run), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 1 clips could be read" in err and "a.mp4" in err

@@ -1,0 +1,239 @@
+"""Prediction: test-time augmentation, zero-shot checkpoints, and `snapaction predict` on files, folders and broken clips."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import save_tiny_videomae, solid_clip, write_video
+from snapaction.cli import main
+from snapaction.commands.predict import collect_inputs
+
+COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+
+
+def write_clip(path: Path, colour, seed: int = 0, t: int = 12) -> Path:
+    """A tiny non-square clip (24x32) of one noisy colour with a square moving down: views and crops differ."""
+    frames = solid_clip(colour, t=t, size=32, seed=seed, moving="down")[:, 4:28]
+    return write_video(path, frames, codec="libx264")
+
+
+def write_colour_dataset(root: Path, train: int = 4, test: int = 2) -> Path:
+    """root/train/<colour>/ and root/test/<colour>/ of tiny clips."""
+    for label, colour in COLOURS.items():
+        for i in range(train + test):
+            split = "train" if i < train else "test"
+            write_clip(root / split / label / f"{label}_{i:02d}.mp4", colour, seed=i)
+    return root
+
+
+def train_tiny_run(root: Path) -> Path:
+    """A scratch-preset run trained for 2 epochs on a few tiny clips (seconds): a real run folder, not a good model."""
+    from snapaction.train import TrainConfig, train
+
+    data = write_colour_dataset(root / "data")
+    result = train(TrainConfig(data=str(data / "train"), out=str(root / "run"), backbone="scratch", epochs=2,
+                               batch_size=4, cache_dir=str(root / "cache"), seed=0))
+    return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return train_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_run):
+    from snapaction.predict import Predictor
+
+    return Predictor.load(tiny_run, device="cpu")
+
+
+# --- test-time augmentation -------------------------------------------------------
+
+
+def test_tta_is_deterministic_and_the_mean_of_single_views(predictor, tmp_path):
+    # 32 frames: more than the run's grid of 16, so three temporal views can all differ.
+    clip = write_clip(tmp_path / "red_long.mp4", COLOURS["red"], seed=7, t=32)
+    first = predictor.predict(clip, views=3, crops=3)
+    again = predictor.predict(clip, views=3, crops=3)
+    assert first.views == 9
+    assert first.probabilities == again.probabilities
+    assert sum(first.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+
+    inputs = predictor.views(clip, views=3, crops=3)  # (9, T, C, h, w)
+    assert inputs.shape[0] == 9
+    flat = inputs.flatten(1)
+    assert len({tuple(flat[i, :: 997].tolist()) for i in range(9)}) == 9  # nine different views
+    singles = torch.stack([predictor.probabilities(inputs[i : i + 1])[0] for i in range(9)])  # one view per forward pass
+    mean = singles.mean(0)
+    got = torch.tensor([first.probabilities[c] for c in predictor.classes])
+    torch.testing.assert_close(got, mean / mean.sum(), atol=1e-5, rtol=0)
+
+
+def test_batching_clips_does_not_change_predictions(predictor, tiny_run):
+    clips = sorted((tiny_run.parent / "data" / "test").rglob("*.mp4"))
+    one_by_one = [predictor.predict(c, views=2) for c in clips]
+    batched = [p for _, p in predictor.predict_many(clips, views=2, batch_clips=4)]
+    for a, b in zip(one_by_one, batched):
+        assert a.label == b.label
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+
+
+# --- zero-shot --------------------------------------------------------------------
+
+
+KINETICS_LIKE = ["abseiling", "air drumming", "answering questions", "applauding", "applying cream"]
+
+
+@pytest.fixture(scope="module")
+def classification_checkpoint(tmp_path_factory) -> Path:
+    """A tiny VideoMAEForVideoClassification with its own id2label, saved like a Kinetics-finetuned hub checkpoint."""
+    return save_tiny_videomae(tmp_path_factory.mktemp("kinetics-like"), classify_as=KINETICS_LIKE)
+
+
+def test_zero_shot_uses_the_checkpoints_labels(classification_checkpoint, tmp_path):
+    from snapaction.predict import Predictor
+
+    predictor = Predictor.from_backbone(str(classification_checkpoint), device="cpu")
+    assert predictor.classes == KINETICS_LIKE
+    assert predictor.sampling.num_frames == 4
+    clip = write_clip(tmp_path / "clip.mp4", COLOURS["red"])
+    prediction = predictor.predict(clip, views=2, crops=3)
+    assert list(prediction.probabilities) == KINETICS_LIKE and prediction.label in KINETICS_LIKE
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_zero_shot_command(classification_checkpoint, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.mp4", COLOURS["blue"])
+    out = tmp_path / "p.json"
+    assert main(["predict", "--backbone", str(classification_checkpoint), str(clip), "--json", str(out), "--top", "5"]) == 0
+    data = json.loads(out.read_text())
+    (pred,) = data["predictions"]
+    assert pred["id"] == "clip" and set(pred["probabilities"]) == set(KINETICS_LIKE)
+    printed = capsys.readouterr().out
+    assert printed.startswith("clip: ") and all(label in printed for label in KINETICS_LIKE)
+
+
+# --- collecting inputs --------------------------------------------------------------
+
+
+def write_frames(folder: Path, colour, n: int = 6, seed: int = 0) -> Path:
+    """A frame folder folder/img_00001.jpg ... of one noisy colour."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(solid_clip(colour, t=n, size=24, seed=seed)):
+        Image.fromarray(frame).save(folder / f"img_{i + 1:05d}.jpg")
+    return folder
+
+
+def test_collect_inputs(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    kaggle = tmp_path / "test"
+    for name in ("10", "2", "1"):
+        write_frames(kaggle / name, COLOURS["red"], n=2)
+    frames = write_frames(tmp_path / "one_clip", COLOURS["red"], n=2)
+    (tmp_path / "dup" / "x").mkdir(parents=True)
+    (tmp_path / "dup" / "x" / "a.mp4").write_bytes(b"x")
+    clips, skipped = collect_inputs([str(p) for p in (tmp_path / "a.mp4", tmp_path / "notes.txt", kaggle, frames, tmp_path / "missing.mp4", tmp_path / "dup", tmp_path / "a.mp4")])
+    ids = [i for i, _ in clips]
+    assert ids == ["1", "2", "10", "a", "one_clip", "x/a"]  # natural order; a repeated stem gets its relative path
+    assert dict(clips)["x/a"] == tmp_path / "dup" / "x" / "a.mp4"
+    assert [Path(p).name for p, _ in skipped] == ["notes.txt", "missing.mp4"]
+    assert "not a video file" in skipped[0][1] and "no such file" in skipped[1][1]
+
+
+# --- the command on a trained run ----------------------------------------------------
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_predict_csv_one_row_per_clip(tiny_run, tmp_path, capsys):
+    test = tiny_run.parent / "data" / "test"
+    out = tmp_path / "sub.csv"
+    assert main(["predict", str(tiny_run), str(test), "--csv", str(out), "--views", "2"]) == 0
+    rows = read_csv(out)
+    expected = sorted(p.stem for p in test.rglob("*.mp4"))
+    assert rows[0] == ["id", "class"]
+    assert [r[0] for r in rows[1:]] == expected
+    assert all(r[1] in COLOURS for r in rows[1:])
+    printed = capsys.readouterr().out
+    assert "blue_04: " in printed and f"wrote {len(expected)} row(s)" in printed
+
+
+def test_broken_clips_are_named_and_the_rest_predicted(tiny_run, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    good = [write_clip(folder / f"good{i}.mp4", COLOURS["green"], seed=i) for i in range(3)]
+    data = good[0].read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("this is not a video\n")
+    (folder / "readme.txt").write_text("hello\n")
+    out, js = tmp_path / "sub.csv", tmp_path / "sub.json"
+    assert main(["predict", str(tiny_run), str(folder), "--csv", str(out), "--json", str(js)]) == 0
+    rows = read_csv(out)
+    ids = [r[0] for r in rows[1:]]
+    assert rows[0] == ["id", "class"] and len(ids) == len(set(ids))
+    assert {"good0", "good1", "good2"} <= set(ids)
+    err = capsys.readouterr().err
+    for name in ("empty.mp4", "text.mp4", "readme.txt"):
+        assert name in err.split("skipped:")[-1]
+    assert "truncated" in ids or "truncated.mp4" in err.split("skipped:")[-1]  # a cut tail may still decode
+    data = json.loads(js.read_text())
+    assert [p["id"] for p in data["predictions"]] == ids
+    for p in data["predictions"]:
+        assert set(p["probabilities"]) == set(COLOURS) and sum(p["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert {Path(s["path"]).name for s in data["skipped"]} >= {"empty.mp4", "text.mp4", "readme.txt"}
+
+
+def test_kaggle_frame_folders(tiny_run, tmp_path):
+    root = tmp_path / "kaggle_test"
+    for name, colour in (("1", "red"), ("2", "blue"), ("10", "green")):
+        write_frames(root / name, COLOURS[colour])
+    broken = root / "3"
+    broken.mkdir()
+    (broken / "img_00001.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "sub.csv"
+    assert main(["predict", str(tiny_run), str(root), "--csv", str(out), "--top", "0"]) == 0
+    assert [r[0] for r in read_csv(out)] == ["id", "1", "2", "10"]
+
+
+def test_exit_status_when_nothing_can_be_predicted(tiny_run, tmp_path, capsys):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert main(["predict", str(tiny_run), str(tmp_path / "empty.mp4"), str(tmp_path / "nope.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert "empty.mp4" in err and "nope.mp4" in err and "nothing could be predicted" in err
+
+
+def test_bad_run_folder_is_one_sentence(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "no-run"), str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path)]) == 2
+    assert "at least one clip" in capsys.readouterr().err
+
+
+def test_timeline_command(tiny_run, tmp_path, capsys):
+    clips = [solid_clip(COLOURS[c], t=20, size=32, seed=i)[:, 4:28] for i, c in enumerate(["red", "blue", "red"])]
+    video = write_video(tmp_path / "long.mp4", np.concatenate(clips), fps=10, codec="libx264")
+    out = tmp_path / "timelines"
+    assert main(["predict", str(tiny_run), str(video), "--timeline", "--window", "1", "--stride", "0.5",
+                 "--threshold", "0", "--timeline-dir", str(out)]) == 0
+    folder = out / "long"
+    assert {p.name for p in folder.iterdir()} == {"windows.csv", "segments.csv", "timeline.json", "timeline.png"}
+    data = json.loads((folder / "timeline.json").read_text())
+    assert len(data["windows"]) == 11  # 6 s, 1 s windows every 0.5 s
+    segments = data["segments"]
+    assert segments[0]["start"] == 0 and segments[-1]["end"] == pytest.approx(6.0)  # threshold 0: every window in a segment
+    assert all(a["end"] == pytest.approx(b["start"]) for a, b in zip(segments, segments[1:]))
+    assert "long: 11 windows" in capsys.readouterr().out
+    assert main(["predict", str(tiny_run), str(video), "--timeline", "--csv", "x.csv"]) == 2
