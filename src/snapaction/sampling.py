@@ -116,13 +116,19 @@ def view_indices(length: int, sampling: Sampling, views: int) -> np.ndarray:
 
     Uniform sampling shifts the position inside every segment
     ((k + 0.5) / views for view k); strided sampling spreads the window starts
-    evenly from the first to the last possible one. One view equals
-    `sample_indices(length, sampling)` without jitter.
+    evenly from the first to the last possible one. On a grid, view k's grid is
+    shifted the same way. One view equals `sample_indices(length, sampling)`
+    without jitter.
     """
     if views < 1:
         raise ValueError(f"views must be at least 1, got {views}")
-    base = on_grid(length, sampling.grid)
-    return base[_views(len(base), sampling, views)]
+    if not sampling.grid:
+        return _views(length, sampling, views)
+    # View k also shifts the grid by (k + 0.5) / views of a grid step, so views differ even
+    # where the grid leaves little room for the window to move.
+    inner = _views(sampling.grid, sampling, views)
+    bases = [uniform_indices(length, sampling.grid, (k + 0.5) / views) for k in range(views)]
+    return np.stack([base[row] for base, row in zip(bases, inner)])
 
 
 def _views(length: int, sampling: Sampling, views: int) -> np.ndarray:
