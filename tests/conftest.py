@@ -116,3 +116,40 @@ def colour_clips(tmp_path) -> Path:
         for i in range(6):
             write_video(root / label / f"v_{label}_g{i // 2:02d}_c{i % 2:02d}.mp4", solid_clip(color, seed=i), codec="libx264")
     return root
+
+
+# --- a real trained run, shared by the prediction, evaluation and web tests ---------
+
+COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+
+
+def write_clip(path: Path, colour, seed: int = 0, t: int = 12) -> Path:
+    """A tiny non-square clip (24x32) of one noisy colour with a square moving down: views and crops differ."""
+    frames = solid_clip(colour, t=t, size=32, seed=seed, moving="down")[:, 4:28]
+    return write_video(path, frames, codec="libx264")
+
+
+def write_colour_dataset(root: Path, train: int = 4, test: int = 2) -> Path:
+    """root/train/<colour>/ and root/test/<colour>/ of tiny clips."""
+    for label, colour in COLOURS.items():
+        for i in range(train + test):
+            split = "train" if i < train else "test"
+            write_clip(root / split / label / f"{label}_{i:02d}.mp4", colour, seed=i)
+    return root
+
+
+def train_tiny_run(root: Path) -> Path:
+    """A scratch-preset run trained for 2 epochs on a few tiny clips (seconds): a real run folder, not a good model."""
+    from snapaction.train import TrainConfig, train
+
+    data = write_colour_dataset(root / "data")
+    result = train(TrainConfig(data=str(data / "train"), out=str(root / "run"), backbone="scratch", epochs=2,
+                               batch_size=4, cache_dir=str(root / "cache"), seed=0))
+    return result.run_dir
+
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A real run folder (scratch preset, 2 epochs on tiny colour clips); its data is in tiny_run.parent / 'data'."""
+    return train_tiny_run(tmp_path_factory.mktemp("tiny-run"))

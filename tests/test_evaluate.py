@@ -199,17 +199,13 @@ def test_split_errors_are_one_sentence(tmp_path):
 # --- `snapaction eval` on a trained run ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from test_predict import train_tiny_run
-
-    return train_tiny_run(tmp_path_factory.mktemp("eval-run"))
-
-
 def test_eval_command_writes_the_report(tiny_run, tmp_path, capsys):
     from snapaction.cli import main
 
-    test = tiny_run.parent / "data" / "test"
+    import shutil
+
+    test = tmp_path / "test"  # a copy: the run's data is shared with other test modules
+    shutil.copytree(tiny_run.parent / "data" / "test", test)
     (test / "red" / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "report"
     assert main(["eval", str(tiny_run), str(test), "--views", "2", "--crops", "3", "--out", str(out)]) == 0
