@@ -19,12 +19,12 @@ in bench/.cache, which ignores itself in git):
     background panning under moving discs;
 (b) 5 minutes: (a)'s packets repeated 30 times without re-encoding, so it has
     the same keyframe spacing and per-frame decoding cost as a 5-minute encode;
-(c) with ``--short-gop`` only, for information: as (b) but encoded with a
-    keyframe every second, as phones and cameras tend to write.
+(c) only when asked for (``--clips a b c``), for information: as (b) but
+    encoded with a keyframe every second, as phones and cameras tend to write.
 
 Prints the median of several interleaved runs of each (after a warm-up run on
 the short clip; the honesty checks warm the long ones), both times and the
-ratio. Run: ``python bench/decode.py [--repeats-short N] [--repeats-long N] [--short-gop]``.
+ratio. Run: ``python bench/decode.py [--clips a b c] [--repeats-short N] [--repeats-long N]``.
 """
 
 from __future__ import annotations
@@ -119,15 +119,16 @@ def repeat_clip(src: Path, dst: Path, times: int) -> None:
                     out.mux(copy)
 
 
-def clips(cache: Path, short_gop: bool = False) -> dict[str, Path]:
-    """The clips, generated into `cache` the first time."""
+CLIPS = {"a": "a_10s_720p.mp4", "b": "b_5min_720p.mp4", "c": "c_5min_720p_gop1s.mp4"}
+
+
+def clips(cache: Path, wanted: list[str]) -> dict[str, Path]:
+    """The `wanted` clips, generated into `cache` the first time (``b`` is built from ``a``)."""
     cache.mkdir(parents=True, exist_ok=True)
     (cache / ".gitignore").write_text("*\n")
-    paths = {"a": cache / "a_10s_720p.mp4", "b": cache / "b_5min_720p.mp4"}
-    if short_gop:
-        paths["c"] = cache / "c_5min_720p_gop1s.mp4"
+    paths = {key: cache / name for key, name in CLIPS.items()}
     for key, path in paths.items():
-        if path.exists():
+        if path.exists() or not (key in wanted or key == "a" and "b" in wanted):
             continue
         print(f"generating {path.name} (once) ...", flush=True)
         tmp = path.with_suffix(".tmp.mp4")
@@ -140,7 +141,7 @@ def clips(cache: Path, short_gop: bool = False) -> dict[str, Path]:
             repeat_clip(tmp.with_suffix(".short.mp4"), tmp, REPEAT_LONG)
             tmp.with_suffix(".short.mp4").unlink()
         tmp.rename(path)
-    return paths
+    return {key: paths[key] for key in wanted}
 
 
 # --- the two ways ------------------------------------------------------------
@@ -214,15 +215,15 @@ def keyframes(path: Path) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats-short", type=int, default=9, help="timed runs of each way on clip (a)")
-    parser.add_argument("--repeats-long", type=int, default=3, help="timed runs of each way on clip (b)")
+    parser.add_argument("--repeats-long", type=int, default=3, help="timed runs of each way on clips (b) and (c)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where the generated clips are kept")
-    parser.add_argument("--short-gop", action="store_true", help="also time (c), a 5-minute clip with a keyframe every second")
+    parser.add_argument("--clips", nargs="+", choices=sorted(CLIPS), default=["a", "b"], help="which clips to time (c: 5 min, a keyframe every second)")
     args = parser.parse_args(argv)
 
     import av
     import transformers
 
-    paths = clips(args.cache, args.short_gop)
+    paths = clips(args.cache, args.clips)
     config_dir = args.cache / "videomae-base"
     config_dir.mkdir(exist_ok=True)
     (config_dir / "preprocessor_config.json").write_text(json.dumps(VIDEOMAE_BASE_CONFIG, indent=2, sort_keys=True) + "\n")
