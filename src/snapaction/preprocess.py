@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .config import check
 from .errors import BackboneError, ConfigError, did_you_mean
+from .video import scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,8 @@ def center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def _short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
     """(height, width) with the shorter side `size`; the longer one rounded down, as transformers does."""
-    if w <= h:
-        return max(1, int(size * h / w)), size
-    return size, max(1, int(size * w / h))
+    out_w, out_h = scaled_size(w, h, size)
+    return out_h, out_w
 
 
 def _uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:

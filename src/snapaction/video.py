@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -333,6 +332,8 @@ class _Decoder:
         frames skipped; a pick is unsure when the frame chosen lies further back
         than the margin, so that a skipped frame might have been the one on screen.
         """
+        import av
+
         n = len(targets)
         picked: list = [None] * n
         unsure: list[int] = []
@@ -360,7 +361,7 @@ class _Decoder:
                 skipped |= far
                 try:
                     decoded = self.stream.decode(packet)
-                except _invalid_data() as err:
+                except av.InvalidDataError as err:
                     bad += 1
                     if bad > MAX_BAD_PACKETS:
                         raise ClipError(self.path, f"too many damaged packets ({_ffmpeg_reason(err)})") from None
@@ -433,12 +434,6 @@ def _keyframe_timestamps(stream) -> list[int]:
         return sorted({e.timestamp for e in stream.index_entries if e.is_keyframe})
     except AttributeError:  # PyAV before 14 has no index_entries
         return []
-
-
-def _invalid_data():
-    import av
-
-    return av.InvalidDataError
 
 
 def _stored_size(info: VideoInfo) -> tuple[int, int]:
