@@ -17,7 +17,6 @@ import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,28 +30,13 @@ fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from snapaction.web.app import STATIC, bind_socket, create_app, is_loopback  # noqa: E402
+from snapaction.predict import Prediction, Window  # noqa: E402
 from snapaction.web.upload import safe_suffix  # noqa: E402
 
 COLOURS = {"red": (230, 20, 20), "green": (20, 200, 40), "blue": (20, 30, 220)}
 
 
 # --- the test double ---------------------------------------------------------
-
-
-@dataclass
-class Prediction:
-    label: str
-    probabilities: dict[str, float]
-    views: int
-    seconds: float
-
-
-@dataclass
-class Window:
-    start: float
-    end: float
-    label: str
-    probabilities: dict[str, float]
 
 
 class MeanColourPredictor:
