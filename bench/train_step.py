@@ -41,6 +41,8 @@ def measure(mode: str, steps: int, device: str) -> dict:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model = apply_lora(model, ["classifier", "fc_norm"], LoraSettings())
     trainable, total = count_parameters(model)
+    if mode == "probe":  # the backbone stays frozen; only a linear head on the cached features trains
+        trainable = sum(p.numel() for p in model.classifier.parameters())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4) if mode != "probe" else None
     times = []
     for step in range(steps + 1):  # the first step warms up and is not timed

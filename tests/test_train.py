@@ -153,3 +153,78 @@ def test_two_cpu_processes_train_with_accelerate(colour_clips, tmp_path):
     # Red against blue is easy: both processes' halves of every batch must have trained one model.
     assert float(rows[-1]["val_accuracy"]) == 1.0
     assert done.stdout.count("epoch   1") == 1  # only the main process prints
+
+
+def test_lora_run_saves_only_the_adapter_and_reloads_to_identical_logits(tiny_videomae, tmp_path):
+    from snapaction.model import LoraSettings, apply_lora, load_backbone
+    from snapaction.predict import Predictor
+    from snapaction.preprocess import Preprocessing
+    from snapaction.run import RunInfo
+    from snapaction.train import save_weights
+
+    classes = ["drop", "pick"]
+    model, new = load_backbone(str(tiny_videomae), classes)
+    model = apply_lora(model, new, LoraSettings(lora_rank=4))
+    torch.manual_seed(1)
+    with torch.no_grad():  # trained-looking weights: LoRA B is zero at init, which would hide a loading bug
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.1)
+    run = tmp_path / "run"
+    save_weights(model, run, "lora")
+    RunInfo(classes=classes, backbone=str(tiny_videomae), finetune="lora", weights="adapter",
+            sampling={"num_frames": 4}, preprocessing=Preprocessing.from_backbone(str(tiny_videomae)).to_dict()).save(run)
+    assert (run / "adapter_model.safetensors").stat().st_size < 200_000  # the adapter, not the backbone
+    assert not list(run.rglob("model.safetensors"))
+
+    x = torch.randn(2, 4, 3, 32, 32)
+    model.eval()
+    loaded = Predictor.load(run, device="cpu")
+    torch.testing.assert_close(loaded.model(pixel_values=x).logits, model(pixel_values=x).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_lora_training_end_to_end_on_a_saved_checkpoint(tiny_videomae, colour_clips, tmp_path):
+    from snapaction.predict import Predictor
+
+    config = tiny_config(colour_clips, tmp_path / "lora", backbone=str(tiny_videomae), lr=5e-3, epochs=2, gradient_checkpointing=True,
+                         sampling=None, cache_frames=None)
+    result = train(config)
+    info = json.loads((tmp_path / "lora" / "snapaction.json").read_text())
+    assert info["finetune"] == "lora" and info["weights"] == "adapter"
+    assert info["sampling"]["num_frames"] == 4  # the backbone's own frame count
+    assert info["preprocessing"]["crop"] == [32, 32]  # from the checkpoint's processor config
+    report = json.loads((tmp_path / "lora" / "report.json").read_text())
+    assert 0 < report["trainable_parameters"] < report["total_parameters"]
+    prediction = Predictor.load(result.run_dir, device="cpu").predict(colour_clips / "red" / "v_red_g00_c00.mp4")
+    assert set(prediction.probabilities) == {"blue", "red"}
+
+
+def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clips, tmp_path, monkeypatch):
+    import snapaction.model as model_module
+    from snapaction.predict import Predictor
+
+    config = tiny_config(colour_clips, tmp_path / "probe", backbone=str(tiny_videomae), finetune="probe", lr=1e-2,
+                         epochs=5, sampling=None, cache_frames=None, probe_views=2)
+    first = train(config)
+    run = tmp_path / "probe"
+    info = json.loads((run / "snapaction.json").read_text())
+    assert info["weights"] == "head" and (run / "head.safetensors").is_file()
+    features = list((tmp_path / "cache" / "features").glob("*.npy"))
+    assert 12 < len(features) < 24  # two augmented views per training clip, one per validation clip, 12 clips
+
+    calls = {"n": 0}
+    real = model_module.pooled_features
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "pooled_features", counting)
+    again = train(tiny_config(colour_clips, tmp_path / "probe2", backbone=str(tiny_videomae), finetune="probe", lr=1e-2,
+                              epochs=5, sampling=None, cache_frames=None, probe_views=2))
+    assert calls["n"] == 0  # every feature came from the cache
+    assert again.val_accuracy == first.val_accuracy
+
+    predictor = Predictor.load(run, device="cpu")
+    clip = colour_clips / "blue" / "v_blue_g00_c00.mp4"
+    assert predictor.predict(clip).label == "blue"
