@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None 
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
         kind = _base_type(hints[f.name])
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        shown = default
+        shown = "none" if default is None else default
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif kind in (list, tuple):
@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None 
             kwargs["metavar"] = f.name.upper() if not f.metadata.get("choices") else None
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
-        kwargs["help"] = f"{f.metadata['help']} (default: {shown})"
+        text = f.metadata["help"]
+        # Help that explains its own default (a None that means "chosen for you") keeps its words.
+        kwargs["help"] = text if "default" in text.lower() else f"{text} (default: {shown})"
         group.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
 
 
