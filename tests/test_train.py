@@ -228,3 +228,24 @@ def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clip
     predictor = Predictor.load(run, device="cpu")
     clip = colour_clips / "blue" / "v_blue_g00_c00.mp4"
     assert predictor.predict(clip).label == "blue"
+
+
+def test_epoch_sampler_is_reproducible_and_balances_classes_when_asked():
+    from collections import Counter
+
+    from snapaction.train import EpochSampler
+
+    labels = [0] * 90 + [1] * 10
+    plain = EpochSampler(labels, seed=3)
+    order = list(plain)
+    assert sorted(order) == list(range(100)) and order == list(EpochSampler(labels, seed=3))
+    plain.set_epoch(1)
+    assert list(plain) != order  # a new shuffle every epoch
+
+    balanced = EpochSampler(labels, seed=3, balanced=True)
+    draws = Counter()
+    for epoch in range(20):
+        balanced.set_epoch(epoch)
+        draws.update(labels[i] for i in balanced)
+    share = draws[1] / sum(draws.values())
+    assert 0.45 < share < 0.55  # the 10% class is drawn about half the time
