@@ -233,7 +233,7 @@ def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clip
 def test_epoch_sampler_is_reproducible_and_balances_classes_when_asked():
     from collections import Counter
 
-    from snapaction.train import EpochSampler
+    from snapaction.dataset import EpochSampler
 
     labels = [0] * 90 + [1] * 10
     plain = EpochSampler(labels, seed=3)

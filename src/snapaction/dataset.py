@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from .errors import ClipError, DataError, did_you_mean
 from .layout import ClipSet, Sample, scan
 from .sampling import Sampling, sample_indices
 from .video import VideoInfo, probe, read_frames
+
+if TYPE_CHECKING:
+    from .augment import Augment
 
 __all__ = [
     "CheckSettings", "ClipDataset", "ClipSet", "DataReport", "Sample",
@@ -174,3 +178,92 @@ def collate_clips(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.T
     clips = torch.stack([clip for clip, _ in good])
     labels = torch.tensor([label for _, label in good], dtype=torch.int64)
     return clips, labels
+
+
+class ClipTransform:
+    """uint8 (T, H, W, C) frames -> normalised float32 (T, C, h, w) for the model.
+
+    With an `Augment` (training): random resized crop, flip and colour jitter,
+    the same for every frame. Without (validation, prediction): the backbone's
+    own resize, centre crop and normalisation.
+    """
+
+    def __init__(self, preprocessing, augment: Augment | None = None):
+        self.preprocessing = preprocessing
+        self.augment = augment
+
+    def __call__(self, frames, rng: np.random.Generator | None = None) -> torch.Tensor:
+        from .preprocess import normalize, to_float
+
+        if self.augment is None:
+            return self.preprocessing(frames)
+        if rng is None:  # draw from torch's generator, which ClipDataset seeds per (seed, epoch, clip)
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        video = self.augment(to_float(frames), self.preprocessing.crop, rng)
+        return normalize(video, self.preprocessing.mean, self.preprocessing.std)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled (or class-balanced) indices that depend only on (seed, epoch), so resuming replays them."""
+
+    def __init__(self, labels: list[int], seed: int, balanced: bool = False):
+        self.labels = np.asarray(labels)
+        self.seed = seed
+        self.balanced = balanced
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        if not self.balanced:
+            return iter(rng.permutation(len(self.labels)).tolist())
+        counts = np.bincount(self.labels)
+        weights = 1.0 / counts[self.labels]
+        return iter(rng.choice(len(self.labels), len(self.labels), p=weights / weights.sum()).tolist())
+
+
+@dataclass
+class Data:
+    """The clips a run trains and validates on."""
+
+    classes: list[str]
+    train: list
+    val: list
+    skipped: list[tuple[str, str]]
+    clip_seconds: float
+    """Median duration of the training clips: the stretch of video one model input covers."""
+
+
+def prepare_data(data: str, val_data: str | None = None, val_fraction: float = 0.2, seed: int = 0) -> Data:
+    """Scan, drop unreadable clips (reported), and split train/validation by source video."""
+    clips = scan(data)
+    if clips.layout == "unlabeled":
+        raise DataError(f"{data} holds unlabeled clips; training needs one folder per class (ROOT/<class>/clip.mp4) or a manifest with labels")
+    good, bad = usable(clips.samples)
+    skipped = [(str(p), r) for p, r in list(clips.skipped) + list(bad)]
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+    if val_data:
+        val_clips = scan(val_data)
+        val, val_bad = usable(val_clips.samples)
+        skipped += [(str(p), r) for p, r in list(val_clips.skipped) + list(val_bad)]
+        unknown = sorted({s.label for s in val} - set(clips.classes))
+        if unknown:
+            raise DataError(f"validation data {val_data} has classes {unknown} that the training data lacks")
+        train = good
+    else:
+        train, val = split(good, val_fraction, seed)
+    present = sorted({s.label for s in train})
+    if len(present) < 2:
+        raise DataError(f"{data} has usable clips for {len(present)} class(es); training needs at least two")
+    if not val:
+        raise DataError(f"no clips left for validation in {data}: add clips or pass --val-data")
+    from .video import probe
+
+    durations = [probe(s.path).duration for s in train[:: max(1, len(train) // 50)]]
+    return Data(list(clips.classes), train, val, skipped, round(float(np.median(durations)), 3))

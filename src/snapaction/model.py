@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import check, option
-from .errors import BackboneError
+from .errors import BackboneError, ConfigError
+from .sampling import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ SCRATCH = "scratch"
 
 # The scratch preset's geometry: 8 frames, 64x64 crops from 72-pixel frames.
 SCRATCH_PREPROCESSING = {"size": 72, "crop": (64, 64), "mean": (0.45, 0.45, 0.45), "std": (0.225, 0.225, 0.225)}
+SCRATCH_SAMPLING = Sampling(num_frames=8, mode="strided", stride=2)
 
 
 @dataclass(frozen=True)
@@ -196,3 +198,23 @@ def pooled_features(torch_model: nn.Module, pixel_values: torch.Tensor) -> torch
     finally:
         hook.remove()
     return captured[0].float()
+
+
+def resolve_sampling(backbone: str, model, sampling: Sampling | None, grid: int | None) -> Sampling:
+    """The sampling to use: the user's, else the backbone's frame count (or the scratch preset's),
+    on a grid of `grid` frames spread over each clip (default: twice the frames sampled, at least 16)."""
+    wanted = getattr(getattr(model, "config", None), "num_frames", None)
+    if sampling is None:
+        sampling = SCRATCH_SAMPLING if backbone == SCRATCH else Sampling(num_frames=wanted or 16)
+    elif wanted and backbone != SCRATCH and sampling.num_frames != wanted:
+        raise ConfigError(f"backbone {backbone!r} takes exactly {wanted} frames per clip, got --num-frames {sampling.num_frames}")
+    return replace(sampling, grid=grid or max(16, 2 * sampling.num_frames))
+
+
+def preprocessing_for(backbone: str):
+    """The backbone's own preprocessing (the scratch preset's for 'scratch')."""
+    from .preprocess import Preprocessing
+
+    if backbone == SCRATCH:
+        return Preprocessing(**SCRATCH_PREPROCESSING)
+    return Preprocessing.from_backbone(resolve_backbone(backbone))

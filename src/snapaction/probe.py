@@ -89,10 +89,10 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
 def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started: float):
     """Probe-mode training: features once, then a linear head with warmup+cosine and early stopping."""
     from .cache import ClipCache
-    from .dataset import ClipDataset
+    from .dataset import ClipDataset, ClipTransform
     from .model import count_parameters, head_module
     from .run import RUN_FILE, RunInfo, atomic_write, plot_curves, write_metrics
-    from .train import ClipTransform, TrainResult, lr_factor, smooth_targets, soft_cross_entropy, write_report
+    from .train import TrainResult, lr_factor, smooth_targets, soft_cross_entropy, write_report
 
     run_dir = Path(cfg.out)
     device = accelerator.device

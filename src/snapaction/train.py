@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .augment import Augment
 from .config import check, option, to_dict
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .model import DEFAULT_BACKBONE, FINETUNE_MODES, SCRATCH, LoraSettings
 from .sampling import Sampling
 
@@ -150,123 +150,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "no"
 
 
-SCRATCH_SAMPLING = Sampling(num_frames=8, mode="strided", stride=2)
-
-
-class ClipTransform:
-    """uint8 (T, H, W, C) frames -> normalised float32 (T, C, h, w) for the model.
-
-    With an `Augment` (training): random resized crop, flip and colour jitter,
-    the same for every frame. Without (validation, prediction): the backbone's
-    own resize, centre crop and normalisation.
-    """
-
-    def __init__(self, preprocessing, augment: Augment | None = None):
-        self.preprocessing = preprocessing
-        self.augment = augment
-
-    def __call__(self, frames, rng: np.random.Generator | None = None) -> torch.Tensor:
-        from .preprocess import normalize, to_float
-
-        if self.augment is None:
-            return self.preprocessing(frames)
-        if rng is None:  # draw from torch's generator, which ClipDataset seeds per (seed, epoch, clip)
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-        video = self.augment(to_float(frames), self.preprocessing.crop, rng)
-        return normalize(video, self.preprocessing.mean, self.preprocessing.std)
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Shuffled (or class-balanced) indices that depend only on (seed, epoch), so resuming replays them."""
-
-    def __init__(self, labels: list[int], seed: int, balanced: bool = False):
-        self.labels = np.asarray(labels)
-        self.seed = seed
-        self.balanced = balanced
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch, 1])
-        if not self.balanced:
-            return iter(rng.permutation(len(self.labels)).tolist())
-        counts = np.bincount(self.labels)
-        weights = 1.0 / counts[self.labels]
-        return iter(rng.choice(len(self.labels), len(self.labels), p=weights / weights.sum()).tolist())
-
-
-def resolve_sampling(cfg: TrainConfig, model) -> Sampling:
-    """The sampling to use: the user's, else the backbone's frame count (or the scratch preset's),
-    on a grid of `cache_frames` frames spread over each clip (twice the frames sampled, at least 16)."""
-    wanted = getattr(getattr(model, "config", None), "num_frames", None)
-    if cfg.sampling is None:
-        sampling = SCRATCH_SAMPLING if cfg.backbone == SCRATCH else Sampling(num_frames=wanted or 16)
-    else:
-        sampling = cfg.sampling
-        if wanted and cfg.backbone != SCRATCH and sampling.num_frames != wanted:
-            raise ConfigError(f"backbone {cfg.backbone!r} takes exactly {wanted} frames per clip, got --num-frames {sampling.num_frames}")
-    return replace(sampling, grid=cfg.cache_frames or max(16, 2 * sampling.num_frames))
-
-
-def preprocessing_for(backbone: str):
-    """The backbone's own preprocessing (the scratch preset's for 'scratch')."""
-    from .model import SCRATCH_PREPROCESSING, resolve_backbone
-    from .preprocess import Preprocessing
-
-    if backbone == SCRATCH:
-        return Preprocessing(**SCRATCH_PREPROCESSING)
-    return Preprocessing.from_backbone(resolve_backbone(backbone))
-
-
-@dataclass
-class Data:
-    """The clips a run trains and validates on."""
-
-    classes: list[str]
-    train: list
-    val: list
-    skipped: list[tuple[str, str]]
-    clip_seconds: float
-    """Median duration of the training clips: the stretch of video one model input covers."""
-
-
-def prepare_data(cfg: TrainConfig) -> Data:
-    """Scan, drop unreadable clips (reported), and split train/validation by source video."""
-    from .dataset import scan, split, usable
-
-    clips = scan(cfg.data)
-    if clips.layout == "unlabeled":
-        raise DataError(f"{cfg.data} holds unlabeled clips; training needs one folder per class (ROOT/<class>/clip.mp4) or a manifest with labels")
-    good, bad = usable(clips.samples)
-    skipped = [(str(p), r) for p, r in list(clips.skipped) + list(bad)]
-    for path, reason in skipped:
-        log.warning("skipped %s: %s", path, reason)
-    if cfg.val_data:
-        val_clips = scan(cfg.val_data)
-        val, val_bad = usable(val_clips.samples)
-        skipped += [(str(p), r) for p, r in list(val_clips.skipped) + list(val_bad)]
-        unknown = sorted({s.label for s in val} - set(clips.classes))
-        if unknown:
-            raise DataError(f"validation data {cfg.val_data} has classes {unknown} that the training data lacks")
-        train = good
-    else:
-        train, val = split(good, cfg.val_fraction, cfg.seed)
-    present = sorted({s.label for s in train})
-    if len(present) < 2:
-        raise DataError(f"{cfg.data} has usable clips for {len(present)} class(es); training needs at least two")
-    if not val:
-        raise DataError(f"no clips left for validation in {cfg.data}: add clips or pass --val-data")
-    from .video import probe
-
-    durations = [probe(s.path).duration for s in train[:: max(1, len(train) // 50)]]
-    return Data(list(clips.classes), train, val, skipped, round(float(np.median(durations)), 3))
-
-
 def train(cfg: TrainConfig) -> TrainResult:
     """Train a run as `cfg` says and write its folder; returns the best epoch's metrics."""
     from accelerate import Accelerator
@@ -274,8 +157,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     from tqdm.auto import tqdm
 
     from .cache import ClipCache
-    from .dataset import ClipDataset, collate_clips
-    from .model import apply_lora, count_parameters, load_backbone
+    from .dataset import ClipDataset, ClipTransform, EpochSampler, collate_clips, prepare_data
+    from .model import apply_lora, count_parameters, load_backbone, preprocessing_for, resolve_sampling
     from .run import RUN_FILE, RunInfo, plot_curves, write_metrics
 
     started = time.monotonic()
@@ -294,9 +177,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     set_seed(cfg.seed)
     # Denormal floats appear once the loss nears the label-smoothing floor and slow CPU kernels several-fold.
     torch.set_flush_denormal(True)
-    data = prepare_data(cfg)
+    data = prepare_data(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed)
     model, new_modules = load_backbone(cfg.backbone, data.classes)
-    sampling = resolve_sampling(cfg, model)
+    sampling = resolve_sampling(cfg.backbone, model, cfg.sampling, cfg.cache_frames)
     preprocessing = preprocessing_for(cfg.backbone)
     if cfg.mode == "probe":
         from .probe import train_probe
