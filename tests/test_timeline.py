@@ -152,3 +152,11 @@ def test_timeline_reads_only_one_window_at_a_time(long_video, monkeypatch):
     assert len(windows) == 37
     assert max(reads) <= 4 and len(reads) == 37
     assert max(batches) <= 4
+
+
+def test_the_last_window_reaches_the_end_of_the_video(long_video):
+    windows = colour_predictor().timeline(long_video, stride_s=0.7, window_s=1.0)
+    starts = [w.start for w in windows]
+    assert starts[:-1] == pytest.approx(np.arange(13) * 0.7)  # 0 .. 8.4 by the stride
+    assert starts[-1] == pytest.approx(9.0) and windows[-1].end == pytest.approx(10.0)  # then one flush with the end
+    assert windows[-1].label == "blue"

@@ -220,7 +220,10 @@ class Predictor:
         stride_s = stride_s or window_s / 2
         if stride_s <= 0 or window_s <= 0:
             raise ValueError(f"window and stride must be positive, got {window_s} and {stride_s}")
-        starts = np.arange(0.0, max(info.duration - window_s, 0.0) + 1e-9, stride_s)
+        last = max(info.duration - window_s, 0.0)
+        starts = np.arange(0.0, last + 1e-9, stride_s)
+        if last - starts[-1] > 1e-6:  # the stride does not land on the end: one more window, flush with it
+            starts = np.append(starts, last)
         windows: list[Window] = []
         for chunk in range(0, len(starts), batch):
             group = starts[chunk : chunk + batch]
