@@ -249,3 +249,42 @@ def test_epoch_sampler_is_reproducible_and_balances_classes_when_asked():
         draws.update(labels[i] for i in balanced)
     share = draws[1] / sum(draws.values())
     assert 0.45 < share < 0.55  # the 10% class is drawn about half the time
+
+
+def write_cut_faststart_clip(path: Path) -> Path:
+    """An MP4 with its index at the front, cut to 60% of its bytes: it probes well, then fails to decode."""
+    import av
+
+    from conftest import solid_clip
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": "4"})
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for frame in solid_clip((200, 30, 30), t=24, seed=1):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    return path
+
+
+def test_a_clip_failing_mid_training_is_reported_and_both_processes_go_on(colour_clips, tmp_path):
+    import shutil
+
+    from snapaction.video import probe
+
+    train_root = tmp_path / "train"
+    shutil.copytree(colour_clips, train_root)
+    cut = write_cut_faststart_clip(train_root / "red" / "cut.mp4")
+    assert probe(cut).num_frames == 24  # passes the up-front check; fails only when frames are read
+
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "snapaction", "train", str(train_root),
+        "--val-data", str(colour_clips), "--backbone", "scratch", "--out", str(tmp_path / "run"), "--epochs", "2",
+        "--batch-size", "1", "--num-frames", "4", "--cache-frames", "8", "--cache-dir", str(tmp_path / "cache"),
+        "--mixup-alpha", "0", "--patience", "0",
+    ]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "cut.mp4" in done.stderr  # reported, not silently dropped
+    assert len(read_metrics(tmp_path / "run")) == 2

@@ -245,7 +245,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         losses = []
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not accelerator.is_local_main_process)
         for batch in bar:
-            if batch is None:  # every clip of this batch failed to decode (each was reported)
+            if skip_batch(batch, accelerator):  # every clip of a batch failed to decode (each was reported)
                 continue
             videos, targets = batch
             soft = smooth_targets(targets, num_classes, cfg.label_smoothing)
@@ -308,6 +308,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     return result
 
 
+def skip_batch(batch, accelerator) -> bool:
+    """True when this batch is empty here, or, with several processes, on any of them: all
+    processes skip the step together, since one skipping alone would leave the others waiting
+    for its gradients (or its gathered metrics). The other processes' clips of that step are
+    left out too: a rare loss, only for clips that probe well but fail to decode later."""
+    empty = batch is None
+    if accelerator.num_processes == 1:
+        return empty
+    flag = torch.tensor([1 if empty else 0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+
+
 def enable_checkpointing(model) -> None:
     """Gradient checkpointing on a transformers backbone (non-reentrant: works with a frozen input layer)."""
     if not getattr(model, "supports_gradient_checkpointing", False):
@@ -321,7 +333,7 @@ def evaluate(model, loader, accelerator) -> dict:
     model.eval()
     all_logits, all_labels = [], []
     for batch in loader:
-        if batch is None:
+        if skip_batch(batch, accelerator):
             continue
         videos, labels = batch
         with accelerator.autocast():
