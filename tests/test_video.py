@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import write_video
-from snapaction import video
+from snapaction import decode, video
 from snapaction.errors import ClipError
 from snapaction.sampling import uniform_indices
 from snapaction.video import SEEK_GAP_S, probe, read_frames, scaled_size
@@ -65,7 +65,7 @@ def decode_all(path: Path) -> np.ndarray:
 def seeks_during(monkeypatch) -> list:
     """Records every seek the decoder decides on."""
     seen = []
-    original = video._Decoder._seek_point
+    original = decode._Decoder._seek_point
 
     def spy(self, *args):
         point = original(self, *args)
@@ -73,7 +73,7 @@ def seeks_during(monkeypatch) -> list:
             seen.append(point)
         return point
 
-    monkeypatch.setattr(video._Decoder, "_seek_point", spy)
+    monkeypatch.setattr(decode._Decoder, "_seek_point", spy)
     return seen
 
 
@@ -126,7 +126,7 @@ def test_frames_are_exact_through_the_seek_path(long_lossless, monkeypatch):
 def test_frames_are_exact_without_a_keyframe_index(long_lossless, monkeypatch):
     """Containers without an index seek by time when the next frame is more than SEEK_GAP_S ahead."""
     path, frames = long_lossless
-    monkeypatch.setattr(video, "_keyframe_timestamps", lambda stream: [])
+    monkeypatch.setattr(decode, "_keyframe_timestamps", lambda stream: [])
     seeks = seeks_during(monkeypatch)
     indices = [0, 1, 140, 70, 71, 149]
     np.testing.assert_array_equal(read_frames(path, indices), frames[indices])
@@ -154,7 +154,7 @@ def test_frames_coded_as_several_slices_decode_exactly_with_slice_threads(tmp_pa
         for f in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         container.mux(stream.encode())
-    container = video._open(path, 10)
+    container = decode._open(path, 10)
     assert str(container.streams.video[0].thread_type).endswith("SLICE" if slices > 1 else "AUTO")
     container.close()
     truth = decode_all(path)
