@@ -198,7 +198,7 @@ def learning_curve(cfg: CurveConfig) -> CurveResult:
         raise DataError(f"sizes {too_big} ask for more clips per class than there are: class {smallest!r} has {available} outside the held-out clips")
     if len(test) < 20:
         log.warning("only %d held-out clips: each accuracy is uncertain by about ±%.2f", len(test), 1 / math.sqrt(max(len(test), 1)))
-    test_manifest = write_manifest(out / "held_out.csv", test)
+    write_manifest(out / "held_out.csv", test)  # which clips every point is scored on, for the record
     log.info("curve: %d classes, sizes %s x %d seeds, %d held-out clips, %s (%s)", len(counts), sizes, cfg.seeds, len(test), cfg.backbone, cfg.mode)
 
     points = _load_points(out)
