@@ -146,10 +146,10 @@ class Predictor:
         from .video import probe, read_frames
 
         if isinstance(clip, (str, Path)):
-            length = probe(clip).num_frames
-            indices = view_indices(length, self.sampling, views)  # (views, T)
+            info = probe(clip)
+            indices = view_indices(info.num_frames, self.sampling, views)  # (views, T)
             wanted = np.unique(indices)
-            frames = read_frames(clip, wanted, size=self.preprocessing.size)
+            frames = read_frames(clip, wanted, size=self.preprocessing.size, info=info)
             position = {int(i): k for k, i in enumerate(wanted)}
             stacks = [frames[[position[int(i)] for i in row]] for row in indices]
         else:
