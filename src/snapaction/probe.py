@@ -92,7 +92,7 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
     from .dataset import ClipDataset, ClipTransform
     from .model import count_parameters, head_module
     from .run import RUN_FILE, RunInfo, atomic_write, plot_curves, write_metrics
-    from .train import TrainResult, lr_factor, smooth_targets, soft_cross_entropy, write_report
+    from .train import TrainResult, is_better, lr_factor, smooth_targets, soft_cross_entropy, write_report
 
     run_dir = Path(cfg.out)
     device = accelerator.device
@@ -144,7 +144,7 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
             val_acc = (logits.argmax(-1) == y_val).float().mean().item()
         rows.append({"epoch": epoch + 1, "train_loss": round(loss.item(), 5), "val_loss": round(val_loss, 5),
                      "val_accuracy": round(val_acc, 5), "lr": f"{optimizer.param_groups[0]['lr']:.3e}", "seconds": round(time.monotonic() - e0, 3)})
-        if val_acc > best["accuracy"] or (val_acc == best["accuracy"] and val_loss < best["loss"]):
+        if is_better(val_acc, val_loss, best["accuracy"], best["loss"]):
             best = {"accuracy": val_acc, "loss": val_loss, "epoch": epoch + 1}
             bad_epochs = 0
             save_head(run_dir, head_name, probe, atomic_write)

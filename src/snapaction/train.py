@@ -124,6 +124,12 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def is_better(accuracy: float, loss: float, best_accuracy: float, best_loss: float) -> bool:
+    """Whether an epoch beats the best so far: higher validation accuracy, or equal with lower loss
+    (small validation sets saturate their accuracy early; the loss still tells epochs apart)."""
+    return accuracy > best_accuracy or (accuracy == best_accuracy and loss < best_loss)
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against probability targets, float (B, K) each; mean over the batch."""
     return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
@@ -274,7 +280,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "seconds": round(time.monotonic() - t0, 2),
         }
         state["rows"].append(row)
-        improved = val["accuracy"] > state["best_accuracy"] or (val["accuracy"] == state["best_accuracy"] and val["loss"] < state["best_loss"])
+        improved = is_better(val["accuracy"], val["loss"], state["best_accuracy"], state["best_loss"])
         if improved:
             state.update(best_accuracy=val["accuracy"], best_loss=val["loss"], best_epoch=epoch + 1, bad_epochs=0)
             if accelerator.is_main_process:
