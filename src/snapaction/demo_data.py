@@ -1,21 +1,10 @@
-"""The synthetic demo dataset: four classes in two time-reversed pairs.
+"""The synthetic demo dataset on disk: OUT/{train,test}/<class>/<class>_NNN.mp4.
 
-"pick" lifts an object off a surface; "drop" is that clip played backwards (the
-object falls onto the surface, speeding up as it falls). "open" grows a shape;
-"close" is that clip played backwards (the shape shrinks). The reversed class of
-a pair is made by rendering the forward clip and reversing its frames, so any
-single frame is equally likely in both classes of a pair: only the order of the
-motion tells them apart. Nothing moves left or right in a class-specific way, so
-horizontal flips (a training augmentation) never turn one class into another.
-
-Every clip draws its own background (flat, gradient, blobs, stripes, checks),
-object shape, size, colour, speed, start and end positions, one or two
-distractors whose motion does not depend on the class (static, or drifting in a
-uniformly random direction, so reversed they look the same), and camera noise
-(sensor noise, flicker, a one-pixel shake).
-
-Clips are rendered by `snapaction.demo_clips` and written here as H.264
-(libx264, yuv420p), with a marker file listing what was written.
+Four classes in two time-reversed pairs ("pick"/"drop", "open"/"close"); what
+the clips look like and why is in `snapaction.demo_clips`, which renders them.
+Here they are written as H.264 (libx264, yuv420p), train and test from separate
+seed streams, with a marker file listing what was written so that a rewrite
+only ever removes SnapAction's own files.
 """
 
 from __future__ import annotations
