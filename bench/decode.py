@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from snapaction.preprocess import Preprocessing  # noqa: E402
-from snapaction.sampling import uniform_indices  # noqa: E402
+from snapaction.data.sampling import uniform_indices  # noqa: E402
 from snapaction.video import probe, read_frames  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -29,7 +29,7 @@ def measure(mode: str, steps: int, device: str) -> dict:
     import torch
     from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-    from snapaction.model import LoraSettings, apply_lora, count_parameters, pooled_features
+    from snapaction.models.backbone import LoraSettings, apply_lora, count_parameters, pooled_features
 
     torch.manual_seed(0)
     config = VideoMAEConfig(num_labels=4, use_mean_pooling=True)  # the defaults are VideoMAE-base's geometry

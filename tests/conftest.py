@@ -140,7 +140,7 @@ def write_colour_dataset(root: Path, train: int = 4, test: int = 2) -> Path:
 
 def train_tiny_run(root: Path) -> Path:
     """A scratch-preset run trained for 2 epochs on a few tiny clips (seconds): a real run folder, not a good model."""
-    from snapaction.train import TrainConfig, train
+    from snapaction.training import TrainConfig, train
 
     data = write_colour_dataset(root / "data")
     result = train(TrainConfig(data=str(data / "train"), out=str(root / "run"), backbone="scratch", epochs=2,

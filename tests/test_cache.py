@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from conftest import write_video
-from snapaction import cache as cache_module
-from snapaction.cache import ClipCache, content_hash
+from snapaction.data import cache as cache_module
+from snapaction.data.cache import ClipCache, content_hash
 from snapaction.errors import ClipError
-from snapaction.sampling import uniform_indices
+from snapaction.data.sampling import uniform_indices
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import solid_clip, write_video
-from snapaction.curve import CurveConfig, CurveResult, default_sizes, learning_curve, nested_draws, plot_curve, summarise
-from snapaction.dataset import Sample
+from snapaction.training.curve import CurveConfig, CurveResult, default_sizes, learning_curve, nested_draws, plot_curve, summarise
+from snapaction.data.dataset import Sample
 from snapaction.errors import ConfigError
 
 

@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest import write_video
 from snapaction import cli
-from snapaction.datacheck import CheckSettings, check, usable
-from snapaction.layout import scan
+from snapaction.data.check import CheckSettings, check, usable
+from snapaction.data.layout import scan
 
 
 @pytest.fixture(autouse=True)
@@ -198,7 +198,7 @@ def test_an_unexpected_error_is_reported_not_raised(tmp_path, monkeypatch):
             raise RuntimeError("decoder bug")
         return real(path)
 
-    from snapaction import datacheck
+    from snapaction.data import check as datacheck
 
     real = datacheck.probe
     monkeypatch.setattr(datacheck, "probe", fragile)

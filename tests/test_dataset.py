@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import write_video
-from snapaction.cache import ClipCache
-from snapaction.dataset import ClipDataset, Sample, collate_clips, scan, split
+from snapaction.data.cache import ClipCache
+from snapaction.data.dataset import ClipDataset, collate_clips
+from snapaction.data.layout import Sample, scan
+from snapaction.data.splits import split
 from snapaction.errors import DataError
-from snapaction.layout import group_of
-from snapaction.sampling import Sampling, sample_indices, uniform_indices
+from snapaction.data.layout import group_of
+from snapaction.data.sampling import Sampling, sample_indices, uniform_indices
 
 
 def frames_of(seed: int, t: int = 12) -> np.ndarray:
@@ -306,18 +308,18 @@ def test_transform_randomness_is_seeded(two_classes):
 def test_dataset_with_cache_decodes_once(two_classes, tmp_path, monkeypatch):
     clipset, clips = two_classes
     cache = ClipCache(tmp_path / "cache")
-    sampling = Sampling(num_frames=4)
-    ds = ClipDataset(clipset.samples, clipset.classes, sampling, size=16, train=False, cache=cache, cache_frames=8)
+    sampling = Sampling(num_frames=4, grid=8)  # the cache keeps the 8 grid frames of each clip
+    ds = ClipDataset(clipset.samples, clipset.classes, sampling, size=16, train=False, cache=cache)
     frames, label = ds[0]
     assert frames.shape == (4, 16, 16, 3) and label == 0
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr("snapaction.cache.read_frames", no_decoding)
+    monkeypatch.setattr("snapaction.data.cache.read_frames", no_decoding)
     assert torch.equal(ds[0][0], frames)
 
-    full = ClipDataset(clipset.samples, clipset.classes, sampling, size=None, train=False, cache=ClipCache(tmp_path / "c2"), cache_frames=8)
+    full = ClipDataset(clipset.samples, clipset.classes, sampling, size=None, train=False, cache=ClipCache(tmp_path / "c2"))
     monkeypatch.undo()
     got = full[1][0].numpy()
     np.testing.assert_array_equal(got, clips["right"][uniform_indices(16, 8)][sample_indices(8, sampling)])

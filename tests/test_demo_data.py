@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from snapaction.commands import demo_data as command
-from snapaction.demo_clips import draw_clip, plan_clip, render_clip
-from snapaction.demo_data import CLASSES, MARKER, DemoSpec, clip_rng, write_demo_dataset
+from snapaction.demo.clips import draw_clip, plan_clip, render_clip
+from snapaction.demo.dataset import CLASSES, MARKER, DemoSpec, clip_rng, write_demo_dataset
 from snapaction.errors import ConfigError, DataError
 from snapaction.video import probe, read_frames
 

@@ -17,9 +17,9 @@ from snapaction.evaluate import (
     expected_calibration_error,
     label_ids,
     top_k_accuracy,
-    write_report,
+    write_eval_report,
 )
-from snapaction.splits import official_split
+from snapaction.data.splits import official_split
 
 CLASSES = ["a", "b", "c", "d"]
 
@@ -76,7 +76,7 @@ def test_macro_f1_ignores_classes_absent_and_never_predicted():
 
 
 def test_label_ids_unknown_class_is_one_sentence():
-    from snapaction.dataset import Sample
+    from snapaction.data.dataset import Sample
 
     samples = [Sample("x.mp4", "a", "x"), Sample("y.mp4", "B", "y"), Sample("z.mp4", "dd", "z")]
     with pytest.raises(DataError, match=r"\['dd'\].*Did you mean 'd'"):
@@ -93,7 +93,7 @@ def test_write_report(tmp_path):
     paths = [f"clips/{CLASSES[y]}/{i}.mp4" for i, y in enumerate(labels)]
     ev = Evaluation(CLASSES, paths, labels, probs, views=2, crops=3, skipped=[("clips/bad.mp4", "not a readable video")])
     base = Evaluation(CLASSES, paths, labels, np.roll(probs, 1, axis=1))
-    report = write_report(tmp_path / "report", ev, base, {"run": "runs/x"})
+    report = write_eval_report(tmp_path / "report", ev, base, {"run": "runs/x"})
     folder = tmp_path / "report"
     names = {p.name for p in folder.iterdir()}
     assert {"report.json", "confusion_matrix.png", "confusion_matrix.json", "reliability.png", "per_class.csv",
@@ -116,7 +116,7 @@ def test_write_report(tmp_path):
         assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask
     assert "single view (no TTA)" in report["summary"] and "clips/bad.mp4" in report["summary"]
     # rewriting replaces the folder as a whole
-    write_report(folder, base)
+    write_eval_report(folder, base)
     assert json.loads((folder / "report.json").read_text())["views"] == 1
 
 

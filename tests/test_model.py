@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snapaction.errors import BackboneError
-from snapaction.model import (
+from snapaction.models.backbone import (
     LoraSettings,
     apply_lora,
     count_parameters,

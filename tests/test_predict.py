@@ -12,7 +12,7 @@ import torch
 
 from conftest import COLOURS, save_tiny_videomae, solid_clip, write_clip, write_video
 from snapaction.cli import main
-from snapaction.commands.predict import collect_inputs
+from snapaction.data.layout import collect_inputs
 
 @pytest.fixture(scope="module")
 def predictor(tiny_run):
@@ -204,3 +204,42 @@ def test_timeline_command(tiny_run, tmp_path, capsys):
     assert all(a["end"] == pytest.approx(b["start"]) for a, b in zip(segments, segments[1:]))
     assert "long: 11 windows" in capsys.readouterr().out
     assert main(["predict", str(tiny_run), str(video), "--timeline", "--csv", "x.csv"]) == 2
+
+
+# --- validation and prediction see the same pixels ------------------------------
+
+PARITY_CONFIGS = {
+    "shortest_edge": {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}, "resample": 2},
+    "height_width": {"size": {"height": 36, "width": 40}, "crop_size": {"height": 32, "width": 32}, "resample": 3,
+                     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
+    "scratch": None,
+}
+
+
+@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("config", sorted(PARITY_CONFIGS))
+def test_validation_and_predictor_give_identical_model_inputs(config, cached, tmp_path):
+    """A 4:3 clip through the validation dataset and through Predictor.views: not one value apart."""
+    from snapaction.data.cache import ClipCache
+    from snapaction.data.dataset import ClipDataset, ClipTransform
+    from snapaction.data.layout import Sample
+    from snapaction.models.backbone import preprocessing_for, resolve_sampling
+    from snapaction.predict import Predictor
+    from snapaction.preprocess import Preprocessing
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)  # 4:3, textured, so any resize skew shows
+    path = write_video(tmp_path / "clip.mp4", frames)
+    if PARITY_CONFIGS[config] is None:
+        prep, sampling = preprocessing_for("scratch"), resolve_sampling("scratch", None)
+    else:
+        prep, sampling = Preprocessing.from_backbone(PARITY_CONFIGS[config]), resolve_sampling("x", None, {"num_frames": 4})
+    cache = ClipCache(tmp_path / "cache") if cached else None
+    val = ClipDataset([Sample(path, "a", "g")], ["a"], sampling, size=prep.size, train=False, cache=cache, transform=ClipTransform(prep))
+    seen_in_validation = val[0][0]
+    predictor = Predictor(torch.nn.Identity(), ["a"], sampling, prep, "x", device="cpu")
+    seen_in_prediction = predictor.views(path, views=1, crops=1)[0]
+    assert seen_in_validation.shape == seen_in_prediction.shape == (sampling.num_frames, 3, *prep.crop)
+    assert float((seen_in_validation - seen_in_prediction).abs().max()) == 0.0
+    centre = predictor.views(path, views=1, crops=3)[1]  # the middle of three crops is the centre crop
+    assert float((centre - seen_in_prediction).abs().max()) == 0.0

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from snapaction.errors import BackboneError, ConfigError
-from snapaction.preprocess import Preprocessing, center_crop, normalize, resize_short_side, to_float
+from snapaction.preprocess import Preprocessing, center_crop, crop_boxes, normalize, to_float
 
 # MCG-NJU/videomae-base's preprocessor_config.json: the 2022 feature-extractor format,
 # 271 bytes on the hub, which json.dumps(indent=2, sort_keys=True) + "\n" of this reproduces.
@@ -195,9 +194,6 @@ def test_pure_functions_keep_the_layout():
     assert video.shape == (2, 3, 30, 40) and video.dtype == torch.float32
     assert video.min() >= 0 and video.max() <= 1
     torch.testing.assert_close(video[1, 2, 5, 7], torch.tensor(frames[1, 5, 7, 2] / 255, dtype=torch.float32))
-    assert resize_short_side(video, 15).shape == (2, 3, 15, 20)
-    assert resize_short_side(video, 30) is video
-    assert resize_short_side(video.transpose(-1, -2), 24).shape == (2, 3, 32, 24)  # portrait: 24 * 40 / 30
     assert center_crop(video, (10, 20)).shape == (2, 3, 10, 20)
     torch.testing.assert_close(center_crop(video, (10, 20)), video[..., 10:20, 10:30])
     padded = center_crop(video, (33, 40))  # taller than the frame: zero rows above and below, as transformers pads
@@ -206,8 +202,14 @@ def test_pure_functions_keep_the_layout():
     torch.testing.assert_close(out, (video - 0.5) / 0.25)
 
 
-def test_float_resize_is_close_to_pillow():
-    frames = np.random.default_rng(3).integers(0, 256, (1, 90, 120, 3), dtype=np.uint8)
-    ours = resize_short_side(to_float(frames), 45)[0].permute(1, 2, 0).numpy() * 255
-    pil = np.asarray(Image.fromarray(frames[0]).resize((60, 45), Image.BILINEAR)).astype(np.float32)
-    assert np.abs(ours - pil).mean() < 1.0
+def test_three_crops_cover_the_start_centre_and_end_of_the_longer_side():
+    assert crop_boxes((30, 40), (30, 30), 3) == [(0, 0), (0, 5), (0, 10)]  # landscape: along the width
+    assert crop_boxes((40, 30), (30, 30), 3) == [(0, 0), (5, 0), (10, 0)]  # portrait: along the height
+    assert crop_boxes((30, 40), (30, 30), 1) == [(0, 5)]
+    frames = np.random.default_rng(4).integers(0, 256, (2, 30, 40, 3), dtype=np.uint8)
+    prep = Preprocessing(size=30, crop=(30, 30), mean=(0.5,) * 3, std=(0.5,) * 3)
+    crops = prep.crops(frames, 3)
+    assert crops.shape == (3, 2, 3, 30, 30)
+    torch.testing.assert_close(crops[1], prep(frames), rtol=0, atol=0)
+    expected_right = (torch.from_numpy(frames[..., 10:40, :]).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+    torch.testing.assert_close(crops[2], expected_right)

@@ -15,7 +15,7 @@ import torch
 
 from conftest import write_video
 from snapaction.predict import Predictor, Window
-from snapaction.sampling import Sampling
+from snapaction.data.sampling import Sampling
 from snapaction.timeline import merge_windows, window_spans, write_timeline
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}

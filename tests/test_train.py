@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from snapaction.errors import ConfigError
-from snapaction.sampling import Sampling
-from snapaction.train import TrainConfig, evaluate, lr_factor, smooth_targets, soft_cross_entropy, train
+from snapaction.training import TrainConfig, train
+from snapaction.training.loop import validate
+from snapaction.training.recipe import lr_factor, smooth_targets, soft_cross_entropy
 
 
 def tiny_config(data, out, **overrides) -> TrainConfig:
@@ -24,7 +25,7 @@ def tiny_config(data, out, **overrides) -> TrainConfig:
 
     values = dict(
         data=str(data), out=str(out), backbone="scratch", epochs=3, batch_size=4, lr=3e-3, patience=0,
-        sampling=Sampling(num_frames=4), cache_frames=8, cache_dir=str(Path(out).parent / "cache"),
+        sampling={"num_frames": 4}, cache_frames=8, cache_dir=str(Path(out).parent / "cache"),
         augment=Augment(mixup_alpha=0.0), precision="no", checkpoint_minutes=0,
     )
     values.update(overrides)
@@ -68,7 +69,7 @@ def test_validation_loss_is_plain_cross_entropy():
             return SimpleNamespace(logits=logits[pixel_values[:, 0].long()])
 
     batches = [(torch.tensor([[0.0], [1.0]]), labels[:2]), (torch.tensor([[2.0]]), labels[2:])]
-    result = evaluate(Fixed(), batches, Accelerator(cpu=True))
+    result = validate(Fixed(), batches, Accelerator(cpu=True))
     assert result["loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), abs=1e-6)
     assert result["accuracy"] == pytest.approx(2 / 3)  # the middle clip is wrong
 
@@ -108,7 +109,7 @@ def test_existing_run_is_not_overwritten(colour_clips, tmp_path):
 
 
 def test_resume_ends_with_the_same_metrics(colour_clips, tmp_path, monkeypatch):
-    import snapaction.train as train_module
+    import snapaction.run as train_module  # the loop takes save_checkpoint from the run module when it starts
 
     config = dict(epochs=4, augment=None)
     from snapaction.augment import Augment
@@ -156,11 +157,11 @@ def test_two_cpu_processes_train_with_accelerate(colour_clips, tmp_path):
 
 
 def test_lora_run_saves_only_the_adapter_and_reloads_to_identical_logits(tiny_videomae, tmp_path):
-    from snapaction.model import LoraSettings, apply_lora, load_backbone
+    from snapaction.models.backbone import LoraSettings, apply_lora, load_backbone
     from snapaction.predict import Predictor
     from snapaction.preprocess import Preprocessing
     from snapaction.run import RunInfo
-    from snapaction.train import save_weights
+    from snapaction.run import save_weights
 
     classes = ["drop", "pick"]
     model, new = load_backbone(str(tiny_videomae), classes)
@@ -187,7 +188,7 @@ def test_lora_training_end_to_end_on_a_saved_checkpoint(tiny_videomae, colour_cl
     from snapaction.predict import Predictor
 
     config = tiny_config(colour_clips, tmp_path / "lora", backbone=str(tiny_videomae), lr=5e-3, epochs=2, gradient_checkpointing=True,
-                         sampling=None, cache_frames=None)
+                         sampling={}, cache_frames=None)
     result = train(config)
     info = json.loads((tmp_path / "lora" / "snapaction.json").read_text())
     assert info["finetune"] == "lora" and info["weights"] == "adapter"
@@ -200,11 +201,11 @@ def test_lora_training_end_to_end_on_a_saved_checkpoint(tiny_videomae, colour_cl
 
 
 def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clips, tmp_path, monkeypatch):
-    import snapaction.model as model_module
+    import snapaction.models.backbone as model_module
     from snapaction.predict import Predictor
 
     config = tiny_config(colour_clips, tmp_path / "probe", backbone=str(tiny_videomae), finetune="probe", lr=1e-2,
-                         epochs=5, sampling=None, cache_frames=None, probe_views=2)
+                         epochs=5, sampling={}, cache_frames=None, probe_views=2)
     first = train(config)
     run = tmp_path / "probe"
     info = json.loads((run / "snapaction.json").read_text())
@@ -221,7 +222,7 @@ def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clip
 
     monkeypatch.setattr(model_module, "pooled_features", counting)
     again = train(tiny_config(colour_clips, tmp_path / "probe2", backbone=str(tiny_videomae), finetune="probe", lr=1e-2,
-                              epochs=5, sampling=None, cache_frames=None, probe_views=2))
+                              epochs=5, sampling={}, cache_frames=None, probe_views=2))
     assert calls["n"] == 0  # every feature came from the cache
     assert again.val_accuracy == first.val_accuracy
 
@@ -233,7 +234,7 @@ def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clip
 def test_epoch_sampler_is_reproducible_and_balances_classes_when_asked():
     from collections import Counter
 
-    from snapaction.dataset import EpochSampler
+    from snapaction.data.dataset import EpochSampler
 
     labels = [0] * 90 + [1] * 10
     plain = EpochSampler(labels, seed=3)
@@ -288,3 +289,39 @@ def test_a_clip_failing_mid_training_is_reported_and_both_processes_go_on(colour
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "cut.mp4" in done.stderr  # reported, not silently dropped
     assert len(read_metrics(tmp_path / "run")) == 2
+
+
+@pytest.mark.parametrize("flags, changed", [
+    (["--stride", "3"], {"stride": 3}),
+    (["--num-frames", "4"], {"num_frames": 4}),
+    (["--sampling", "uniform"], {"mode": "uniform"}),
+])
+def test_each_sampling_flag_changes_only_its_own_field(flags, changed):
+    """`--stride 3` on the scratch preset keeps its 8 strided frames; only the stride moves."""
+    import dataclasses
+
+    from snapaction.cli import build_parser
+    from snapaction.models.backbone import resolve_sampling
+    from snapaction.models.presets import PRESETS
+    from snapaction.training.config import train_config
+
+    argv = ["train", "clips/", "--backbone", "scratch", *flags]
+    cfg = train_config(vars(build_parser(argv).parse_args(argv)))
+    assert cfg.sampling == changed
+    resolved = resolve_sampling(cfg.backbone, None, cfg.sampling, cfg.cache_frames)
+    expected = dataclasses.replace(PRESETS["scratch"].sampling, **changed)
+    assert resolved == dataclasses.replace(expected, grid=max(16, 2 * expected.num_frames))
+
+
+def test_unknown_sampling_field_is_rejected_with_the_accepted_ones():
+    with pytest.raises(ConfigError, match="unknown fields \\['frames'\\]; accepted: \\['mode', 'num_frames', 'stride'\\]"):
+        TrainConfig(data="x", sampling={"frames": 4})
+
+
+def test_the_resolved_sampling_is_printed_and_saved(tiny_run):
+    from snapaction.models.presets import PRESETS
+
+    saved = json.loads((tiny_run / "snapaction.json").read_text())
+    preset = PRESETS["scratch"].sampling
+    assert saved["sampling"] == {"num_frames": preset.num_frames, "mode": preset.mode, "stride": preset.stride, "grid": 16}
+    assert saved["config"]["sampling"] == saved["sampling"]

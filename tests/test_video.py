@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import write_video
-from snapaction import decode, video
+from snapaction.video import pyav as decode
 from snapaction.errors import ClipError
-from snapaction.sampling import uniform_indices
+from snapaction.data.sampling import uniform_indices
 from snapaction.video import SEEK_GAP_S, probe, read_frames, scaled_size
 
 

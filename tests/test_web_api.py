@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from snapaction.errors import ClipError, RunError, SnapActionError
-from snapaction.sampling import Sampling, view_indices
+from snapaction.data.sampling import Sampling, view_indices
 from snapaction.video import probe, read_frames
 
 fastapi = pytest.importorskip("fastapi")

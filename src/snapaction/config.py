@@ -24,6 +24,18 @@ def option(default: Any, help: str, choices: tuple | None = None, flag: str | No
     return dataclasses.field(default=default, metadata=meta)
 
 
+def same_as(cls: type, name: str, **changes: Any) -> Any:
+    """The field `name` of dataclass `cls` again, default and help included, for a config that passes it on.
+
+    `changes` replace metadata such as ``help``; one documented field, two configs.
+    """
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    meta = {**f.metadata, **changes}
+    if f.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=f.default_factory, metadata=meta)
+    return dataclasses.field(default=f.default, metadata=meta)
+
+
 def check(problems: list[str], what: str) -> None:
     """Raise one `ConfigError` listing every problem found, or do nothing."""
     if problems:

@@ -5,9 +5,9 @@ clips (a bad clip is reported and skipped, never fatal) and returns an
 `Evaluation`: the probabilities of every class for every clip. From it,
 `metrics()` computes accuracy, macro-F1, per-class precision/recall/F1,
 top-k accuracy, the confusion matrix and the expected calibration error, and
-`write_report(folder, ...)` writes them as JSON/CSV files and two figures.
+`write_eval_report(folder, ...)` writes them as JSON/CSV files and two figures.
 
-The official UCF101 and HMDB51 split files are read by `snapaction.splits`.
+The official UCF101 and HMDB51 split files are read by `snapaction.data.splits`.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def confusion_text(matrix: np.ndarray, classes: list[str]) -> str:
     return "\n".join([head, *rows])
 
 
-def write_report(folder: str | Path, evaluation: Evaluation, baseline: Evaluation | None = None, about: dict | None = None) -> dict:
+def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Evaluation | None = None, about: dict | None = None) -> dict:
     """Write the report folder for `evaluation` and return what ``report.json`` holds.
 
     `baseline` is the same clips without test-time augmentation, reported beside
@@ -242,7 +242,7 @@ def write_report(folder: str | Path, evaluation: Evaluation, baseline: Evaluatio
     """
     import tempfile
 
-    from .run import atomic_json, current_umask, replace_dir
+    from .files import atomic_json, current_umask, replace_dir
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +355,7 @@ def plot_reliability(bins: list[dict], ece: float, path: str | Path) -> None:
 def _save(fig, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
-    from .run import atomic_write
+    from .files import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -16,13 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ClipError, RunError
-from .sampling import Sampling, view_indices
+from .errors import ClipError
+from .data.sampling import Sampling, view_indices
 
 log = logging.getLogger(__name__)
-
-CROPS = (1, 3)
-
 
 @dataclass
 class Prediction:
@@ -49,25 +46,6 @@ class Window:
     probabilities: dict[str, float]
 
 
-def spatial_crops(video: torch.Tensor, size: int, crop: tuple[int, int], count: int) -> torch.Tensor:
-    """`count` crops (1: centre; 3: start, centre, end of the longer side) of float (T, C, H, W) -> (count, T, C, h, w)."""
-    from .preprocess import resize_short_side
-
-    if count not in CROPS:
-        raise ValueError(f"crops must be one of {CROPS}, got {count}")
-    video = resize_short_side(video, size)
-    _, _, h, w = video.shape
-    ch, cw = crop
-    top, left = (h - ch) // 2, (w - cw) // 2
-    if count == 1:
-        boxes = [(top, left)]
-    elif w >= h:
-        boxes = [(top, 0), (top, left), (top, w - cw)]
-    else:
-        boxes = [(0, left), (top, left), (h - ch, left)]
-    return torch.stack([video[:, :, y : y + ch, x : x + cw] for y, x in boxes])
-
-
 class Predictor:
     """A model ready to classify clips; holds weights, classes, sampling and preprocessing."""
 
@@ -87,16 +65,13 @@ class Predictor:
     @classmethod
     def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
         """Rebuild a trained run from its folder; `RunError` in one sentence when it is not a usable run."""
-        import json
-
         from .preprocess import Preprocessing
-        from .run import RunInfo
+        from .run import RunInfo, load_model, read_report
 
         run_dir = Path(run_dir)
         info = RunInfo.load(run_dir)
-        model = _load_weights(run_dir, info)
-        report = run_dir / "report.json"
-        metrics = json.loads(report.read_text()) if report.is_file() else {}
+        model = load_model(run_dir, info)
+        metrics = read_report(run_dir)
         return cls(
             model,
             info.classes,
@@ -114,8 +89,8 @@ class Predictor:
         """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot."""
         from transformers import AutoModelForVideoClassification
 
-        from . import scratch  # noqa: F401  registers the scratch architecture
-        from .model import resolve_backbone
+        from .models import scratch  # noqa: F401  registers the scratch architecture
+        from .models.backbone import resolve_backbone
         from .preprocess import Preprocessing
 
         folder = resolve_backbone(backbone)
@@ -142,7 +117,6 @@ class Predictor:
 
         `clip` is a path (video file or frame folder) or uint8 frames (T, H, W, C).
         """
-        from .preprocess import normalize, to_float
         from .video import probe, read_frames
 
         if isinstance(clip, (str, Path)):
@@ -157,11 +131,7 @@ class Predictor:
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise ValueError(f"frames must be uint8 (T, H, W, 3), got shape {frames.shape}")
             stacks = [frames[row] for row in view_indices(len(frames), self.sampling, views)]
-        out = []
-        for stack in stacks:
-            crops_ = spatial_crops(to_float(stack), self.preprocessing.size, self.preprocessing.crop, crops)
-            out.extend(normalize(c, self.preprocessing.mean, self.preprocessing.std) for c in crops_)
-        return torch.stack(out)
+        return torch.cat([self.preprocessing.crops(stack, crops) for stack in stacks])
 
     @torch.no_grad()
     def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -235,7 +205,7 @@ class Predictor:
         return windows
 
     def _window_input(self, path, info, start: float, window_s: float) -> torch.Tensor:
-        from .sampling import sample_indices
+        from .data.sampling import sample_indices
         from .video import read_frames
 
         first = int(round(start * info.fps))
@@ -245,33 +215,49 @@ class Predictor:
         return self.preprocessing(frames)
 
 
-def _load_weights(run_dir: Path, info):
-    """The trained model of a run, in whichever form the run stored it."""
-    from transformers import AutoModelForVideoClassification
+def load_predictor(run: str | Path | None = None, backbone: str | None = None, device: str | None = None) -> Predictor:
+    """A trained run's `Predictor`, or with `backbone` a classification checkpoint's own (zero-shot).
 
-    from . import scratch  # noqa: F401  registers the scratch architecture
-    from .model import load_backbone
+    With `backbone`, `run` must not be a run folder (the command line passes its first path here to check).
+    """
+    from .errors import ConfigError
+    from .run import is_run
 
-    if info.weights == "model":
-        folder = run_dir / "model"
-        if not (folder / "config.json").is_file():
-            raise RunError(f"{run_dir} has no trained weights (model/ is missing); the run may not have finished an epoch")
-        return AutoModelForVideoClassification.from_pretrained(folder)
-    base, new_modules = load_backbone(info.backbone, info.classes)
-    if info.weights == "adapter":
-        from peft import PeftModel
+    if backbone and run is not None and is_run(run):
+        raise ConfigError(f"{run} is a run folder and --backbone names a checkpoint: pass one or the other")
+    if backbone:
+        return Predictor.from_backbone(backbone, device=device)
+    if run is None:
+        raise ConfigError("pass a run folder (or --backbone CHECKPOINT)")
+    return Predictor.load(run, device=device)
 
-        if not (run_dir / "adapter_model.safetensors").is_file():
-            raise RunError(f"{run_dir} has no adapter_model.safetensors; the run may not have finished an epoch")
-        return PeftModel.from_pretrained(base, run_dir).merge_and_unload()
-    if info.weights == "head":
-        from safetensors.torch import load_file
 
-        path = run_dir / "head.safetensors"
-        if not path.is_file():
-            raise RunError(f"{run_dir} has no head.safetensors; the run may not have finished")
-        missing, unexpected = base.load_state_dict(load_file(path), strict=False)
-        if unexpected:
-            raise RunError(f"{path} does not fit backbone {info.backbone}: unexpected weights {unexpected[:3]}")
-        return base
-    raise RunError(f"{run_dir}/snapaction.json names unknown weights {info.weights!r}")
+def write_csv(path: str | Path, rows: list[tuple[str, Prediction]]) -> None:
+    """Kaggle-style ``id,class``: one row per (clip id, prediction), in the order given."""
+    import csv
+    import io
+
+    from .files import atomic_write
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "class"])
+    writer.writerows((clip_id, result.label) for clip_id, result in rows)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def write_json(path: str | Path, predictor: Predictor, rows: list[tuple[str, Path, Prediction]], views: int, crops: int,
+               skipped: list[tuple[str, str]]) -> None:
+    """Every clip's probabilities for every class, the model's description, and the inputs skipped with why."""
+    import json
+
+    from .files import atomic_write
+
+    atomic_write(Path(path), json.dumps({
+        "model": predictor.info(),
+        "views": views,
+        "crops": crops,
+        "predictions": [{"id": clip_id, "path": str(clip), "label": result.label, "probabilities": result.probabilities}
+                        for clip_id, clip, result in rows],
+        "skipped": [{"path": p, "reason": r} for p, r in skipped],
+    }, indent=1) + "\n")

@@ -37,6 +37,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SIZE = 224
 """VideoMAE's processor defaults, used only when a backbone has no processor config."""
 
+CROPS = (1, 3)
+"""Spatial crops per view that test-time augmentation takes."""
+
 RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
 """Pillow's resampling filters by name, with the codes processor configs store."""
 
@@ -149,16 +152,54 @@ class Preprocessing:
         Resize (skipped when the frames already have the target size), centre
         crop, rescale, normalise; the same numbers as the backbone's own processor.
         """
+        return self.crops(frames, 1)[0]
+
+    def crops(self, frames: np.ndarray | torch.Tensor, count: int = 1) -> torch.Tensor:
+        """``uint8 (T, H, W, C)`` -> ``float32 (count, T, C, crop_h, crop_w)``: the views test-time augmentation averages.
+
+        The frames are resized exactly as `__call__` does; then `count` crops
+        are cut: 1 is the centre crop (``crops(x, 1)[0]`` equals ``self(x)``),
+        3 adds the start and the end of the longer side. Training, validation,
+        prediction and the timeline all reach the model through here.
+        """
+        if count not in CROPS:
+            raise ValueError(f"crops must be one of {CROPS}, got {count}")
         frames = _uint8_frames(frames)
         t, h, w, _ = frames.shape
         out_h, out_w = self.resize_to or _short_side_size(h, w, self.size)
         if (out_h, out_w) != (h, w):
             frames = _pil_resize(frames, out_h, out_w, RESAMPLE[self.resample])
-        video = center_crop(torch.from_numpy(frames).permute(0, 3, 1, 2), self.crop)  # (T, C, h, w) uint8 view
-        out = _as_float(video.numpy(), self.rescale)
-        out -= np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)
-        out /= np.asarray(self.std, dtype=np.float32).reshape(3, 1, 1)
-        return torch.from_numpy(out)
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, C, H, W) uint8 view
+        out = []
+        for box in crop_boxes(video.shape[-2:], self.crop, count):
+            crop = _crop_at(video, self.crop, box)
+            x = _as_float(crop.numpy(), self.rescale)
+            x -= np.asarray(self.mean, dtype=np.float32).reshape(3, 1, 1)
+            x /= np.asarray(self.std, dtype=np.float32).reshape(3, 1, 1)
+            out.append(torch.from_numpy(x))
+        return torch.stack(out)
+
+
+def crop_boxes(shape: tuple[int, int], crop: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """(top, left) of `count` crops of size `crop` in a frame of `shape` (H, W): 1 is the centre;
+    3 are the start, centre and end of the longer side. A frame smaller than the crop is padded
+    around its centre, as transformers does: offsets are then negative."""
+    (h, w), (ch, cw) = shape, crop
+    top, left = (h - ch) // 2, (w - cw) // 2
+    if count == 1 or (h < ch or w < cw):
+        return [(top, left)] * count
+    if w >= h:
+        return [(top, 0), (top, left), (top, w - cw)]
+    return [(0, left), (top, left), (h - ch, left)]
+
+
+def _crop_at(video: torch.Tensor, crop: tuple[int, int], box: tuple[int, int]) -> torch.Tensor:
+    """The ``crop`` of ``(..., H, W)`` at (top, left); zero padding where it reaches outside the frame."""
+    (ch, cw), (top, left) = crop, box
+    h, w = video.shape[-2:]
+    if top < 0 or left < 0 or top + ch > h or left + cw > w:
+        return center_crop(video, crop)
+    return video[..., top : top + ch, left : left + cw]
 
 
 def to_float(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -171,18 +212,6 @@ def normalize(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
     mean_t = torch.as_tensor(mean, dtype=video.dtype, device=video.device).view(-1, 1, 1)
     std_t = torch.as_tensor(std, dtype=video.dtype, device=video.device).view(-1, 1, 1)
     return (video - mean_t) / std_t
-
-
-def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
-    """Float ``(T, C, H, W)`` with the shorter side scaled to `size` (longer side rounded down), aspect kept.
-
-    Antialiased bilinear, close to Pillow's bilinear; returned as is when already that size.
-    """
-    h, w = video.shape[-2:]
-    out = _short_side_size(h, w, size)
-    if out == (h, w):
-        return video
-    return F.interpolate(video, size=out, mode="bilinear", align_corners=False, antialias=True)
 
 
 def center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -236,32 +265,20 @@ def _pil_resize(frames: np.ndarray, height: int, width: int, resample: int) -> n
 
 def _find_config(backbone: str) -> tuple[Path | None, str]:
     """(processor config file or None, a description of where it was looked for)."""
+    from .models.hub import resolve_backbone
+
     path = Path(backbone).expanduser()
     if path.is_file():
         return path, str(path)
-    if path.is_dir():
-        for name in CONFIG_FILES:
-            if (path / name).is_file():
-                return path / name, str(path)
-        return None, f"backbone folder {path}"
-    if backbone.startswith((".", "/", "~")) or backbone.count("/") > 1:
-        raise BackboneError(f"backbone folder {path} does not exist")
-    from huggingface_hub import hf_hub_download
-
-    cached = None
-    for name in CONFIG_FILES + ("config.json",):
-        try:
-            cached = Path(hf_hub_download(backbone, name, local_files_only=True))
-        except Exception:  # not cached, not a valid repo id, offline: all mean "not here"
-            continue
-        if name != "config.json":
-            return cached, backbone
-    if cached is not None:  # the repo is on this machine, without a processor config
-        return None, f"backbone {backbone!r} (local hub cache)"
-    raise BackboneError(
-        f"backbone {backbone!r} is not a folder and is not in the local Hugging Face cache: fetch it once with "
-        f"`hf download {backbone}` on a connected machine, or pass a local folder"
-    )
+    if not path.is_dir():  # a hub id: its folder in the local hub cache (or BackboneError saying how to fetch it)
+        folder = Path(resolve_backbone(backbone))
+        where = f"backbone {backbone!r} (local hub cache)"
+    else:
+        folder, where = path, f"backbone folder {path}"
+    for name in CONFIG_FILES:
+        if (folder / name).is_file():
+            return folder / name, (str(folder / name) if folder == path else backbone)
+    return None, where
 
 
 def _parse_size(size: Any, source: str) -> tuple[int, tuple[int, int] | None]:

@@ -1,10 +1,12 @@
-"""The run folder: everything `predict`, `eval` and `serve` need, written atomically.
+"""The run folder: everything `predict`, `eval` and `serve` need; written and read here only.
 
 ``runs/<name>/`` holds ``snapaction.json`` (classes, backbone, sampling,
 preprocessing, the resolved config, package versions, skipped clips), the
-trained weights in one of three forms (a PEFT adapter for LoRA, a full
+trained weights in one of four forms (a PEFT adapter for LoRA, a full
 ``model/`` folder for full fine-tuning and the scratch preset, ``head.safetensors``
-for probe mode), ``metrics.csv``, ``report.json`` and ``curves.png``.
+for probe mode, ``pose/`` for the pose preset), ``metrics.csv``, ``report.json``,
+``curves.png``, and while training a resumable ``checkpoint/``. Every file is
+replaced atomically, so a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -12,71 +14,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import RunError
+from .files import atomic_json, atomic_write, move_files_into, replace_dir
 
 RUN_FILE = "snapaction.json"
+REPORT_FILE = "report.json"
+CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def current_umask() -> int:
-    """The process's umask (os.umask can only be read by setting it, so it is set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_json(path: Path, obj: Any) -> None:
-    """`atomic_write` of `obj` as indented JSON."""
-    atomic_write(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move the finished folder `src` to `dst`, replacing what was there, never leaving `dst` half-written."""
-    old = dst.with_name(dst.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def move_files_into(src: Path, dst: Path) -> None:
-    """Move every file of folder `src` into `dst` one atomic rename at a time, then remove `src`."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for item in src.iterdir():
-        target = dst / item.name
-        if item.is_dir():
-            replace_dir(item, target)
-        else:
-            os.replace(item, target)
-    shutil.rmtree(src, ignore_errors=True)
+WEIGHTS = ("adapter", "model", "head", "pose")
+"""The forms trained weights take (`RunInfo.weights`)."""
 
 
 def versions() -> dict[str, str]:
@@ -100,7 +51,7 @@ class RunInfo:
     backbone: str
     finetune: str
     weights: str
-    """'adapter', 'model' or 'head': which form the trained weights take."""
+    """One of `WEIGHTS`: which form the trained weights take."""
     sampling: dict
     preprocessing: dict
     config: dict = field(default_factory=dict)
@@ -128,6 +79,97 @@ class RunInfo:
         if info.format_version > FORMAT_VERSION:
             raise RunError(f"{run_dir} was written by a newer SnapAction (format {info.format_version}); upgrade snapaction")
         return info
+
+
+def is_run(folder: str | Path) -> bool:
+    """True when `folder` holds a run's ``snapaction.json``."""
+    return (Path(folder) / RUN_FILE).is_file()
+
+
+# --- weights ------------------------------------------------------------------
+
+
+def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
+    """Write a trained model: a PEFT adapter for LoRA (base weights never copied), else the full model."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".weights-"))
+    unwrapped.save_pretrained(tmp)
+    if mode == "lora":
+        move_files_into(tmp, run_dir)
+    else:
+        replace_dir(tmp, run_dir / "model")
+
+
+def save_head(run_dir: Path, head_name: str, head) -> None:
+    """``head.safetensors``: a probe's linear head under the backbone's own parameter names."""
+    from safetensors.torch import save
+
+    state = {f"{head_name}.weight": head.weight.detach().contiguous(), f"{head_name}.bias": head.bias.detach().contiguous()}
+    atomic_write(Path(run_dir) / "head.safetensors", save(state))
+
+
+def load_model(run_dir: str | Path, info: RunInfo | None = None):
+    """The trained model of a run, in whichever form the run stored it; `RunError` when it is missing."""
+    run_dir = Path(run_dir)
+    info = info or RunInfo.load(run_dir)
+    if info.weights == "model":
+        from transformers import AutoModelForVideoClassification
+
+        from .models import scratch  # noqa: F401  registers the scratch architecture
+
+        folder = run_dir / "model"
+        if not (folder / "config.json").is_file():
+            raise RunError(f"{run_dir} has no trained weights (model/ is missing); the run may not have finished an epoch")
+        return AutoModelForVideoClassification.from_pretrained(folder)
+    if info.weights not in WEIGHTS:
+        raise RunError(f"{run_dir}/{RUN_FILE} names unknown weights {info.weights!r}; expected one of {list(WEIGHTS)}")
+    if info.weights == "pose":
+        raise RunError(f"{run_dir} holds a pose model, which is not a video network; load it with Predictor.load")
+    from .models.backbone import load_backbone
+
+    base, _ = load_backbone(info.backbone, info.classes)
+    if info.weights == "adapter":
+        from peft import PeftModel
+
+        if not (run_dir / "adapter_model.safetensors").is_file():
+            raise RunError(f"{run_dir} has no adapter_model.safetensors; the run may not have finished an epoch")
+        return PeftModel.from_pretrained(base, run_dir).merge_and_unload()
+    from safetensors.torch import load_file
+
+    path = run_dir / "head.safetensors"
+    if not path.is_file():
+        raise RunError(f"{run_dir} has no head.safetensors; the run may not have finished")
+    _, unexpected = base.load_state_dict(load_file(path), strict=False)
+    if unexpected:
+        raise RunError(f"{path} does not fit backbone {info.backbone}: unexpected weights {unexpected[:3]}")
+    return base
+
+
+# --- reports ------------------------------------------------------------------
+
+
+def write_train_report(run_dir: Path, result, rows: list[dict], trainable: int, total: int) -> None:
+    """``report.json``: the best epoch's validation metrics and how the run went (`result`: a `TrainResult`)."""
+    atomic_json(
+        Path(run_dir) / REPORT_FILE,
+        {
+            "best_epoch": result.best_epoch,
+            "val_accuracy": result.val_accuracy,
+            "val_loss": result.val_loss,
+            "epochs_run": result.epochs_run,
+            "seconds": round(result.seconds, 1),
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+        },
+    )
+
+
+def read_report(run_dir: str | Path) -> dict:
+    """The run's ``report.json`` ({} before training has finished)."""
+    path = Path(run_dir) / REPORT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -160,3 +202,36 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write(Path(run_dir) / "curves.png", buf.getvalue())
+
+
+# --- resumable checkpoints ----------------------------------------------------
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """True when `run_dir` holds a checkpoint `--resume` can continue from."""
+    return (Path(run_dir) / CHECKPOINT_DIR / "state.json").is_file()
+
+
+def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
+    """Model, optimizer, scheduler, random states and loop state, replaced as a whole (every process calls it)."""
+    checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
+    tmp = Path(tempfile.mkdtemp(dir=checkpoint_dir.parent, prefix=".checkpoint-")) if accelerator.is_main_process else None
+    tmp_list = [str(tmp) if tmp else None]
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(tmp_list)
+    tmp = Path(tmp_list[0])
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_json(tmp / "state.json", state)
+        replace_dir(tmp, checkpoint_dir)
+    accelerator.wait_for_everyone()
+
+
+def load_checkpoint(accelerator, run_dir: Path) -> dict:
+    """Restore what `save_checkpoint` saved into the prepared objects; returns the loop state."""
+    checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
+    accelerator.load_state(str(checkpoint_dir))
+    return json.loads((checkpoint_dir / "state.json").read_text())

@@ -85,7 +85,7 @@ def write_timeline(folder: str | Path, windows, segments: list[Segment], classes
     (windows and segments), ``segments.csv`` and ``timeline.png`` into `folder`; returns their paths."""
     import json
 
-    from .run import atomic_write
+    from .files import atomic_write
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def plot_timeline(windows, segments: list[Segment], classes: list[str], path: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .run import atomic_write
+    from .files import atomic_write
 
     colours = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     colour = {c: colours(i % colours.N) for i, c in enumerate(classes)}
@@ -157,3 +157,18 @@ def _shown_classes(windows, segments, classes: list[str], most: int = 8) -> list
     peak = {c: max((w.probabilities[c] for w in windows), default=0.0) for c in classes}
     ranked = sorted(classes, key=lambda c: (c not in named, -peak[c]))
     return [c for c in ranked[:most] if c in named or peak[c] > 0.2] or ranked[:1]
+
+
+def clip_timeline(predictor, path: str | Path, folder: str | Path, stride_s: float | None = None, window_s: float | None = None,
+                  threshold: float = 0.5, min_seconds: float = 0.0, title: str = "") -> tuple[list, list[Segment], float]:
+    """Slide the model over one video, merge its windows into segments and write them under `folder`.
+
+    Returns (windows, segments, duration in seconds). Raises `ClipError` for an unreadable video.
+    """
+    from .video import probe
+
+    duration = probe(path).duration
+    windows = predictor.timeline(path, stride_s=stride_s, window_s=window_s)
+    segments = merge_windows(windows, threshold, min_seconds, duration)
+    write_timeline(folder, windows, segments, predictor.classes, title=f"{title} ({duration:.1f} s)", threshold=threshold)
+    return windows, segments, duration

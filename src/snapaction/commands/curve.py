@@ -28,7 +28,7 @@ HELP = "learning curve: held-out accuracy against training clips per class"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..config import add_arguments as add_config
-    from ..curve import CurveConfig
+    from ..training.curve import CurveConfig
 
     parser.add_argument("data", metavar="DATA", help="folder of class folders, or a CSV manifest path,label[,group]")
     add_config(parser, CurveConfig, "curve")
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import from_args
-    from ..curve import CurveConfig, learning_curve
+    from ..training.curve import CurveConfig, learning_curve
 
     result = learning_curve(from_args(CurveConfig, args, data=args.data))
     print(result.summary)

@@ -20,7 +20,7 @@ import json
 import sys
 
 from .. import config
-from ..datacheck import CheckSettings
+from ..data.check import CheckSettings
 
 HELP = "report classes, clips per class, durations, sizes, and every unusable file with the reason"
 
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datacheck import check
+    from ..data.check import check
 
     report = check(args.root, config.from_args(CheckSettings, args))
     if args.json:

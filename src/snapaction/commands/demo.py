@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo.run import run_demo
 
     result = run_demo(args.out, args.clips_per_class, args.test_clips_per_class, args.epochs, args.max_minutes, args.seed)
     print(f"validation accuracy {result.val_accuracy:.3f}; held-out accuracy {result.test_accuracy:.3f} on {result.test_clips} clips it never saw")

@@ -16,7 +16,7 @@ import argparse
 import time
 
 from .. import config
-from ..demo_data import DemoSpec
+from ..demo.dataset import DemoSpec
 
 HELP = "writes the synthetic four-class demo dataset"
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo_data import write_demo_dataset
+    from ..demo.dataset import write_demo_dataset
 
     spec = config.from_args(DemoSpec, args)
     start = time.monotonic()

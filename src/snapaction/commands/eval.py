@@ -36,31 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
 
 
-def test_samples(data: str, split: str | None, split_number: int):
-    """(labelled samples, clips listed but unusable) from a dataset folder/manifest or an official split."""
-    from ..dataset import scan
-    from ..errors import DataError
-
-    if split:
-        from ..splits import official_split
-
-        found, missing = official_split(data, split, split_number)
-        return found, [(str(p), r) for p, r in missing]
-    clips = scan(data)
-    if clips.layout == "unlabeled":
-        raise DataError(f"{data} holds unlabeled clips; eval needs ROOT/<class>/ folders or a manifest with labels (use `snapaction predict` for unlabeled clips)")
-    return clips.samples, [(str(p), r) for p, r in clips.skipped if r != "hidden"]
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, DataError
-    from ..evaluate import evaluate, write_report
+    from ..data.splits import eval_samples
+    from ..evaluate import evaluate, write_eval_report
     from ..predict import Predictor
 
     if args.views < 1 or args.batch_clips < 1:
         raise ConfigError(f"--views and --batch-clips must be at least 1, got {args.views} and {args.batch_clips}")
     predictor = Predictor.load(args.run, device=args.device)
-    samples, unusable = test_samples(args.data, args.split, args.split_number)
+    samples, unusable = eval_samples(args.data, args.split, args.split_number)
     name = Path(args.split).stem if args.split and Path(args.split).is_file() else Path(args.data.rstrip("/")).stem
     out = Path(args.out) if args.out else Path(args.run) / f"eval-{name}"
     print(f"evaluating {args.run} on {len(samples)} clips of {args.data}" + (f" (split {args.split})" if args.split else ""), flush=True)
@@ -72,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"none of the {len(samples)} clips could be read (first: {path}: {reason}); nothing to evaluate")
     result.skipped = unusable + result.skipped
     about = {"run": str(args.run), "data": str(args.data), "split": args.split, "backbone": predictor.backbone}
-    report = write_report(out, result, baseline, about)
+    report = write_eval_report(out, result, baseline, about)
     print(report["summary"])
     print(f"report written to {out}/ (confusion_matrix.png, report.json, misclassified.csv, ...)")
     return 0

@@ -21,9 +21,9 @@ HELP = "fine-tune a backbone on your clips and write a run folder"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..augment import Augment
     from ..config import add_arguments as add_config
-    from ..model import LoraSettings
-    from ..sampling import Sampling
-    from ..train import TrainConfig
+    from ..data.sampling import Sampling
+    from ..models.backbone import LoraSettings
+    from ..training.config import TrainConfig
 
     parser.add_argument("data", help="folder of class folders, or a CSV manifest path,label[,group]")
     add_config(parser, TrainConfig, "training")
@@ -32,32 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser, LoraSettings, "LoRA (for --finetune lora)")
 
 
-def config_from_args(args: argparse.Namespace):
-    """The TrainConfig the parsed options describe."""
-    import dataclasses
-
-    from ..augment import Augment
-    from ..config import from_args
-    from ..model import LoraSettings
-    from ..sampling import Sampling
-    from ..train import TrainConfig
-
-    given = vars(args)
-    sampling_given = any(f.name in given for f in dataclasses.fields(Sampling))
-    return from_args(
-        TrainConfig,
-        args,
-        data=args.data,
-        sampling=from_args(Sampling, args) if sampling_given else None,
-        augment=from_args(Augment, args),
-        lora=from_args(LoraSettings, args),
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..train import train
+    from ..training import train
+    from ..training.config import train_config
 
-    result = train(config_from_args(args))
+    result = train(train_config(vars(args)))
     print(
         f"best validation accuracy {result.val_accuracy:.3f} (epoch {result.best_epoch} of {result.epochs_run}, "
         f"{result.seconds / 60:.1f} min); run written to {result.run_dir}"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import check, option
+from ..config import check, option
 
 SAMPLING_MODES = ("uniform", "strided")
 
@@ -52,6 +52,12 @@ class Sampling:
         if self.grid is not None and self.grid < 1:
             problems.append(f"grid must be at least 1, got {self.grid}")
         check(problems, "sampling")
+
+    def describe(self) -> str:
+        """One line for logs: '8 frames, strided every 2, from a grid of 16 per clip'."""
+        how = f"strided every {self.stride}" if self.mode == "strided" else "uniform over the clip"
+        grid = f", from a grid of {self.grid} per clip" if self.grid else ""
+        return f"{self.num_frames} frames, {how}{grid}"
 
 
 def uniform_indices(length: int, n: int, offset: float | np.ndarray = 0.5) -> np.ndarray:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ClipError
-from .video import MAX_BAD_PACKETS, SEEK_GAP_S, SKIP_MARGIN_FRAMES, VideoInfo, check_range, scaled_size
+from ..errors import ClipError
+from .info import MAX_BAD_PACKETS, SEEK_GAP_S, SKIP_MARGIN_FRAMES, VideoInfo, check_range, scaled_size
 
 
 def probe_file(path: Path, timeout: float) -> VideoInfo:
@@ -43,6 +44,54 @@ def read_file(path: Path, indices: np.ndarray, size: int | None, info: VideoInfo
         check_range(path, indices, info.num_frames)
         with _clip_errors(path):
             return _read_video(path, container, indices, size, info, deadline)
+
+
+def decode_all_file(path: Path, timeout: float) -> int:
+    """`snapaction.video.decode_all` for a video file: every frame decoded, within `timeout` seconds."""
+    import av
+
+    deadline = _Deadline(path, timeout)
+    decoded = 0
+    with _open(path, timeout) as container:
+        stream = container.streams.video[0]
+        expected = _expected_frames(container, stream)
+        try:
+            for _ in container.decode(stream):
+                decoded += 1
+                if decoded % 32 == 0:
+                    deadline.check()
+        except av.ExitError:  # FFmpeg's interrupt callback fired: a read outlasted the timeout
+            raise ClipError(path, f"decoding took longer than {timeout:g} s; the file may be damaged") from None
+        except (av.FFmpegError, OSError) as err:
+            what = getattr(err, "strerror", None) or str(err)
+            raise ClipError(path, f"damaged or truncated: decoding fails after {decoded} frames ({what})") from None
+    if expected and expected - decoded > max(1, 0.05 * expected):
+        raise ClipError(path, f"truncated: only {decoded} of {expected} frames decode")
+    return decoded
+
+
+def _expected_frames(container, stream) -> int:
+    """Frame count the container promises: its frame count, else its duration times its frame rate."""
+    if stream.frames > 0:
+        return int(stream.frames)
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    seconds = None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif tag := _tag_seconds(stream.metadata.get("DURATION", "")):
+        seconds = tag
+    elif container.duration:
+        seconds = container.duration / 1_000_000
+    return round(seconds * rate) if seconds and rate else 0
+
+
+def _tag_seconds(text: str) -> float | None:
+    """Seconds from a Matroska ``DURATION`` tag such as ``00:01:02.500000000``."""
+    match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", text.strip())
+    if not match:
+        return None
+    h, m, s = match.groups()
+    return int(h) * 3600 + int(m) * 60 + float(s)
 
 
 class _Deadline:

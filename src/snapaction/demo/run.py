@@ -25,11 +25,11 @@ class DemoResult:
 def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per_class: int = 25,
              epochs: int = 150, max_minutes: float = 6.5, seed: int = 0) -> DemoResult:
     """Write the demo dataset under `out`/data, train `out`/run on it, and score held-out clips."""
-    from .dataset import scan
-    from .demo_data import write_demo_dataset
-    from .predict import Predictor
-    from .augment import Augment
-    from .train import TrainConfig, train
+    from ..augment import Augment
+    from ..data.layout import scan
+    from ..predict import Predictor
+    from ..training import TrainConfig, train
+    from .dataset import write_demo_dataset
 
     started = time.monotonic()
     out = Path(out)

@@ -1,4 +1,4 @@
-"""Backbones and how they are fine-tuned: hub id, local folder or the `scratch` preset; LoRA, full, or probe.
+"""Backbones and how they are fine-tuned: hub id, local folder or a named preset; LoRA, full, or probe.
 
 Every backbone is a transformers ``AutoModelForVideoClassification`` whose
 head is resized to the user's classes (``id2label``/``label2id`` set). Which
@@ -10,28 +10,21 @@ Input layout: ``pixel_values`` float32 (B, T, C, H, W), normalised.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from .config import check, option
-from .errors import BackboneError, ConfigError
-from .sampling import Sampling
+from ..config import check, option
+from ..data.sampling import Sampling
+from ..errors import BackboneError, ConfigError
+from .hub import resolve_backbone as _resolve
+from .presets import preset, preset_names
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "MCG-NJU/videomae-base"
 FINETUNE_MODES = ("lora", "full", "probe")
-SCRATCH = "scratch"
-
-# The scratch preset's geometry: 8 frames, 64x64 crops from 72-pixel frames.
-SCRATCH_PREPROCESSING = {"size": 72, "crop": (64, 64), "mean": (0.45, 0.45, 0.45), "std": (0.225, 0.225, 0.225)}
-SCRATCH_SAMPLING = Sampling(num_frames=8, mode="strided", stride=2)
-
-
 @dataclass(frozen=True)
 class LoraSettings:
     """Where LoRA adapters go and how big they are."""
@@ -55,53 +48,23 @@ class LoraSettings:
         check(problems, "LoRA settings")
 
 
-def is_local(backbone: str) -> bool:
-    """True when `backbone` names a folder rather than a hub id."""
-    return Path(backbone).expanduser().exists() or backbone.startswith((".", "/", "~")) or backbone.count("/") > 1
-
-
 def resolve_backbone(backbone: str) -> str:
-    """A local folder holding the backbone's files: the folder itself, or its copy in the local hub cache.
-
-    Raises `BackboneError` in one sentence when it is on neither, saying how to get it.
-    """
-    path = Path(backbone).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise BackboneError(f"backbone folder {path} has no config.json; point --backbone at a folder written by save_pretrained")
-        return str(path)
-    if is_local(backbone):
-        raise BackboneError(f"backbone folder {path} does not exist")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(backbone, local_files_only=True)
-    except Exception:
-        pass
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True"):
-        try:
-            return snapshot_download(backbone, allow_patterns=["*.json", "*.safetensors", "*.txt"])
-        except Exception as err:  # no network, unknown repo, gated repo: all end the same way
-            log.debug("download of %s failed: %s", backbone, err)
-    raise BackboneError(
-        f"backbone {backbone!r} is not on this machine and could not be downloaded: fetch it once on a "
-        f"connected machine with `hf download {backbone}` (the hub cache is ~/.cache/huggingface), or pass "
-        f"--backbone a local folder, or --backbone {SCRATCH} to train a small model from random weights"
-    )
+    """The local folder of a hub id or folder (see `snapaction.models.hub.resolve_backbone`)."""
+    return _resolve(backbone, alternative=f"--backbone {preset_names()} to train a small model from random weights")
 
 
 def load_backbone(backbone: str, classes: list[str]) -> tuple[nn.Module, list[str]]:
     """The backbone with a fresh head for `classes`, and the names of the modules that are new.
 
-    `backbone` is a hub id, a local folder, or 'scratch' (random weights).
+    `backbone` is a hub id, a local folder, or a preset's name (see `snapaction.models.presets`).
     """
+    named = preset(backbone)
+    if named is not None:
+        if named.build is None:
+            raise BackboneError(f"the {backbone!r} preset is not a video network; it trains through its own trainer")
+        return named.build(classes)
     id2label = dict(enumerate(classes))
     label2id = {c: i for i, c in enumerate(classes)}
-    if backbone == SCRATCH:
-        from .scratch import C3DConfig, C3DForVideoClassification
-
-        torch_model = C3DForVideoClassification(C3DConfig(num_labels=len(classes), id2label=id2label, label2id=label2id))
-        return torch_model, ["classifier"]
     from transformers import AutoConfig, AutoModelForVideoClassification
 
     from . import scratch  # noqa: F401  registers the scratch architecture for saved scratch runs
@@ -175,12 +138,6 @@ def apply_lora(torch_model: nn.Module, new_modules: list[str], lora: LoraSetting
     return get_peft_model(torch_model, config)
 
 
-def freeze_all_but(torch_model: nn.Module, trainable: list[str]) -> None:
-    """Freeze every parameter except those of the top-level modules in `trainable`."""
-    for name, param in torch_model.named_parameters():
-        param.requires_grad = name.split(".")[0] in trainable
-
-
 def count_parameters(torch_model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in torch_model.parameters() if p.requires_grad)
@@ -200,21 +157,24 @@ def pooled_features(torch_model: nn.Module, pixel_values: torch.Tensor) -> torch
     return captured[0].float()
 
 
-def resolve_sampling(backbone: str, model, sampling: Sampling | None, grid: int | None) -> Sampling:
-    """The sampling to use: the user's, else the backbone's frame count (or the scratch preset's),
+def resolve_sampling(backbone: str, model, overrides: dict | None = None, grid: int | None = None) -> Sampling:
+    """The frames a run samples: the backbone's own (a preset's, else the checkpoint's frame count),
+    with each field the user set in `overrides` (num_frames, mode, stride) replacing only that field,
     on a grid of `grid` frames spread over each clip (default: twice the frames sampled, at least 16)."""
+    named = preset(backbone)
     wanted = getattr(getattr(model, "config", None), "num_frames", None)
-    if sampling is None:
-        sampling = SCRATCH_SAMPLING if backbone == SCRATCH else Sampling(num_frames=wanted or 16)
-    elif wanted and backbone != SCRATCH and sampling.num_frames != wanted:
+    base = named.sampling if named else Sampling(num_frames=wanted or 16)
+    sampling = replace(base, **(overrides or {}))
+    if named is None and wanted and sampling.num_frames != wanted:
         raise ConfigError(f"backbone {backbone!r} takes exactly {wanted} frames per clip, got --num-frames {sampling.num_frames}")
     return replace(sampling, grid=grid or max(16, 2 * sampling.num_frames))
 
 
 def preprocessing_for(backbone: str):
-    """The backbone's own preprocessing (the scratch preset's for 'scratch')."""
-    from .preprocess import Preprocessing
+    """The backbone's own preprocessing (a preset's own for a preset)."""
+    from ..preprocess import Preprocessing
 
-    if backbone == SCRATCH:
-        return Preprocessing(**SCRATCH_PREPROCESSING)
+    named = preset(backbone)
+    if named is not None:
+        return Preprocessing(**named.preprocessing)
     return Preprocessing.from_backbone(resolve_backbone(backbone))

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import to_dict
+from ..config import to_dict
+from .config import TrainResult
+from .recipe import is_better, lr_factor, smooth_targets, soft_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,9 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
     View k of clip i is ``dataset`` at epoch k, index i (augmented when the
     dataset trains, the same clean view otherwise).
     """
-    from .cache import content_hash
-    from .errors import ClipError
-    from .model import pooled_features
+    from ..data.cache import content_hash
+    from ..errors import ClipError
+    from ..models.backbone import pooled_features
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     feats: dict[tuple[int, int], np.ndarray] = {}
@@ -86,25 +88,19 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
     return torch.from_numpy(x), torch.from_numpy(y), sorted(set(skipped))
 
 
-def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started: float):
-    """Probe-mode training: features once, then a linear head with warmup+cosine and early stopping."""
-    from .cache import ClipCache
-    from .dataset import ClipDataset, ClipTransform
-    from .model import count_parameters, head_module
-    from .run import RUN_FILE, RunInfo, atomic_write, plot_curves, write_metrics
-    from .train import TrainResult, is_better, lr_factor, smooth_targets, soft_cross_entropy, write_report
+def fit(setup) -> TrainResult:
+    """Probe-mode training from a `Setup`: features once, then a linear head with warmup+cosine and early stopping."""
+    from ..models.backbone import count_parameters, head_module
+    from ..run import plot_curves, save_head, write_metrics, write_train_report
 
-    run_dir = Path(cfg.out)
-    device = accelerator.device
+    cfg, data, model, run_dir, info = setup.cfg, setup.data, setup.model, setup.run_dir, setup.info
+    sampling, preprocessing = setup.sampling, setup.preprocessing
+    device = setup.accelerator.device
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad = False
-    cache_frames = sampling.grid
-    cache = ClipCache(Path(cfg.cache_dir) / "clips") if cfg.cache else None
-    common = dict(classes=data.classes, sampling=sampling, size=preprocessing.size, cache=cache, cache_frames=cache_frames)
-    train_set = ClipDataset(data.train, train=True, transform=ClipTransform(preprocessing, cfg.augment), seed=cfg.seed, **common)
-    val_set = ClipDataset(data.val, train=False, transform=ClipTransform(preprocessing), **common)
-    settings = {"sampling": to_dict(sampling), "preprocessing": preprocessing.to_dict(), "cache_frames": cache_frames}
+    train_set, val_set = setup.datasets()
+    settings = {"sampling": to_dict(sampling), "preprocessing": preprocessing.to_dict(), "cache_frames": sampling.grid}
     feature_dir = Path(cfg.cache_dir) / "features"
     t0 = time.monotonic()
     x_train, y_train, bad_train = clip_features(
@@ -114,6 +110,7 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
     x_val, y_val, bad_val = clip_features(model, val_set, 1, cfg.backbone, {**settings, "train": False}, feature_dir, device, cfg.batch_size)
     log.info("features: %d training views, %d validation clips in %.1f s", len(x_train), len(x_val), time.monotonic() - t0)
     skipped = list(data.skipped) + bad_train + bad_val
+    info.skipped = [{"path": p, "reason": r} for p, r in skipped]
 
     head = head_module(model)
     head_name = next(name for name, mod in model.named_modules() if mod is head)
@@ -124,12 +121,6 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, int(cfg.warmup * total), total))
     soft = smooth_targets(y_train, len(data.classes), cfg.label_smoothing)
     rows, best, bad_epochs = [], {"accuracy": -1.0, "loss": math.inf, "epoch": 0}, 0
-    info = RunInfo(
-        classes=data.classes, backbone=cfg.backbone, finetune="probe", weights="head",
-        sampling=to_dict(sampling), preprocessing=preprocessing.to_dict(),
-        config={**to_dict(cfg), "sampling": to_dict(sampling), "finetune": "probe", "lr": cfg.peak_lr, "cache_frames": cache_frames, "clip_seconds": data.clip_seconds},
-        skipped=[{"path": p, "reason": r} for p, r in skipped],
-    )
     for epoch in range(cfg.epochs):
         e0 = time.monotonic()
         for _ in range(PASSES_PER_EPOCH):
@@ -147,7 +138,7 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
         if is_better(val_acc, val_loss, best["accuracy"], best["loss"]):
             best = {"accuracy": val_acc, "loss": val_loss, "epoch": epoch + 1}
             bad_epochs = 0
-            save_head(run_dir, head_name, probe, atomic_write)
+            save_head(run_dir, head_name, probe)
             info.save(run_dir)
         else:
             bad_epochs += 1
@@ -156,16 +147,7 @@ def train_probe(cfg, data, model, sampling, preprocessing, accelerator, started:
     print(f"probe: best validation accuracy {best['accuracy']:.3f} at epoch {best['epoch']}")
     write_metrics(run_dir, rows)
     trainable = sum(p.numel() for p in probe.parameters())
-    result = TrainResult(run_dir, best["epoch"], best["accuracy"], best["loss"], len(rows), time.monotonic() - started, skipped)
-    write_report(run_dir, result, rows, trainable, count_parameters(model)[1])
+    result = TrainResult(run_dir, best["epoch"], best["accuracy"], best["loss"], len(rows), time.monotonic() - setup.started, skipped)
+    write_train_report(run_dir, result, rows, trainable, count_parameters(model)[1])
     plot_curves(run_dir, rows)
-    assert (run_dir / RUN_FILE).exists()
     return result
-
-
-def save_head(run_dir: Path, head_name: str, probe: torch.nn.Linear, atomic_write) -> None:
-    """``head.safetensors``: the trained head under the backbone's own parameter names."""
-    from safetensors.torch import save
-
-    state = {f"{head_name}.weight": probe.weight.detach().contiguous(), f"{head_name}.bias": probe.bias.detach().contiguous()}
-    atomic_write(run_dir / "head.safetensors", save(state))

@@ -15,7 +15,7 @@ uniformly random direction, so reversed they look the same), and camera noise
 (sensor noise, flicker, a one-pixel shake).
 
 A frame is ``uint8 (H, W, C)`` RGB and a clip ``uint8 (T, H, W, C)``, as
-everywhere in SnapAction. `snapaction.demo_data` writes them as a dataset.
+everywhere in SnapAction. `snapaction.demo.dataset` writes them as a dataset.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import did_you_mean
+from ..errors import did_you_mean
 
 CLASSES = ("pick", "drop", "open", "close")
 

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataError
-from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_files, natural_key
+from ..errors import DataError
+from ..video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_files, natural_key
 
 LAYOUTS = ("videos", "frames", "manifest", "unlabeled")
 
@@ -233,3 +233,50 @@ def _header(first: list[str]) -> dict[str, int] | None:
     if "path" not in names:
         return None
     return {name: names.index(name) for name in _COLUMNS if name in names}
+
+
+def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """(id, clip path) for every clip the paths name, sorted by id, and (path, reason) for what is not a clip.
+
+    A path is a video file, a frame folder, a folder that `scan` reads (clips,
+    class folders, or frame folders ROOT/<id>/*.jpg), or a CSV manifest. The id is the
+    file stem or folder name; ids that would repeat get their path relative to
+    the folder they were found in instead.
+    """
+    found: list[tuple[Path, Path]] = []  # (clip, the input it came from)
+    skipped: list[tuple[str, str]] = []
+    for arg in paths:
+        path = Path(arg)
+        if not path.exists():
+            skipped.append((arg, "no such file or folder"))
+        elif path.is_file() and path.suffix.lower() != ".csv":
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                found.append((path, path.parent))
+            else:
+                skipped.append((arg, f"not a video file (expected one of {', '.join(VIDEO_EXTENSIONS)})"))
+        elif any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()) and not any(p.is_dir() for p in path.iterdir()):
+            found.append((path, path.parent))  # the frames of one clip
+        else:
+            try:
+                clips = scan(path)  # a folder of clips, of class folders or of frame folders; or a CSV manifest
+            except DataError as err:
+                skipped.append((arg, str(err)))
+                continue
+            found += [(s.path, path if path.is_dir() else path.parent) for s in clips.samples]
+            skipped += [(str(p), r) for p, r in clips.skipped if r != "hidden"]
+    seen: set[Path] = set()
+    unique = []
+    for clip, base in found:
+        if clip.resolve() not in seen:
+            seen.add(clip.resolve())
+            unique.append((clip, base))
+    ids = [clip.stem if clip.is_file() else clip.name for clip, _ in unique]
+    repeated = {i for i in ids if ids.count(i) > 1}
+    for k, (clip, base) in enumerate(unique):
+        if ids[k] in repeated:
+            try:
+                ids[k] = clip.with_suffix("").relative_to(base).as_posix() if clip.is_file() else clip.relative_to(base).as_posix()
+            except ValueError:
+                ids[k] = clip.with_suffix("").as_posix()
+    rows = sorted(zip(ids, (clip for clip, _ in unique)), key=lambda r: natural_key(r[0]))
+    return rows, skipped

@@ -1,4 +1,7 @@
-"""The official split files of UCF101 and HMDB51: which clips of the dataset folder to test (or train) on.
+"""Splits: SnapAction's grouped train/validation split, and the official split files of UCF101 and HMDB51.
+
+`split(samples)` divides clips into training and validation without putting
+one source video on both sides.
 
 `official_split(root, split)` reads UCF101's ``classInd.txt`` +
 ``testlist01.txt`` (or ``trainlist01.txt``) and HMDB51's
@@ -10,13 +13,67 @@ video extension. Listed clips that are not found are returned with the reason.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-from .errors import DataError, did_you_mean
+import numpy as np
+
+from ..errors import DataError, did_you_mean
+
+from .layout import Sample
 
 _UCF_TEST = re.compile(r"^testlist(\d+)\.txt$", re.IGNORECASE)
 _HMDB = re.compile(r"^(.+)_test_split(\d+)\.txt$", re.IGNORECASE)
+
+
+def split(samples: Iterable[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """(train, validation): whole groups go to one side, about `val_fraction` of each class to validation.
+
+    Seeded and deterministic. Every class keeps at least one group in
+    training; every class with two or more groups gets at least one in
+    validation (when a group mixes classes, keeping another class's last
+    training group wins). Samples keep their input order on both sides.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    samples = list(samples)
+    if val_fraction == 0:
+        return samples, []
+    counts: dict[str, Counter] = {}  # group -> samples per label
+    for s in samples:
+        counts.setdefault(s.group, Counter())[s.label] += 1
+    groups_of: dict[str | None, list[str]] = {}
+    for group in sorted(counts):
+        for label in counts[group]:
+            groups_of.setdefault(label, []).append(group)
+    left_in_train = {label: len(groups) for label, groups in groups_of.items()}
+    rng = np.random.default_rng(seed)
+    val: set[str] = set()
+
+    def movable(group: str) -> bool:
+        return group not in val and all(left_in_train[label] > 1 for label in counts[group])
+
+    def move(group: str) -> None:
+        val.add(group)
+        for label in counts[group]:
+            left_in_train[label] -= 1
+
+    for label in sorted(groups_of, key=lambda c: (c is not None, c or "")):
+        groups = [groups_of[label][i] for i in rng.permutation(len(groups_of[label]))]
+        target = val_fraction * sum(counts[g][label] for g in groups)
+        have = sum(counts[g][label] for g in groups if g in val)
+        for group in groups:
+            n = counts[group][label]
+            if movable(group) and abs(have + n - target) < abs(have - target):
+                move(group)
+                have += n
+        if have == 0:  # target below one group: still give the class its smallest movable group
+            candidates = [g for g in groups if movable(g)]
+            if candidates:
+                move(min(candidates, key=lambda g: counts[g][label]))
+    return [s for s in samples if s.group not in val], [s for s in samples if s.group in val]
 
 
 @dataclass(frozen=True)
@@ -123,7 +180,7 @@ def _hmdb(folder: Path, number: int, part: str) -> list[tuple[str, str]]:
 
 def _locate(root: Path, rel: str, label: str) -> Path | None:
     """Where a listed clip is under `root`: as listed, flat, as a frame folder, or with another video extension."""
-    from .video import VIDEO_EXTENSIONS
+    from ..video import VIDEO_EXTENSIONS
 
     rel_path = Path(rel)
     stem = rel_path.stem
@@ -141,3 +198,16 @@ def _locate(root: Path, rel: str, label: str) -> Path | None:
 def _group(stem: str) -> str:
     match = re.match(r"^(.+_g\d+)_c\d+$", stem, re.IGNORECASE)
     return match.group(1) if match else stem
+
+
+def eval_samples(data: str | Path, split: str | Path | None = None, split_number: int = 1):
+    """(labelled samples, clips listed but unusable) from a dataset folder/manifest or an official split."""
+    from .layout import scan
+
+    if split:
+        found, missing = official_split(data, split, split_number)
+        return found, [(str(p), r) for p, r in missing]
+    clips = scan(data)
+    if clips.layout == "unlabeled":
+        raise DataError(f"{data} holds unlabeled clips; eval needs ROOT/<class>/ folders or a manifest with labels (use `snapaction predict` for unlabeled clips)")
+    return clips.samples, [(str(p), r) for p, r in clips.skipped if r != "hidden"]

@@ -1,10 +1,11 @@
-"""Datasets: find clips, split them without leaking a source video, and serve them to PyTorch.
+"""Datasets: the clips a run trains and validates on, served to PyTorch.
 
 The pieces, in the order training uses them:
 
-- `scan` (from `layout`): clips and classes of a folder or manifest;
-- `usable` / `check` (from `datacheck`): which clips decode, and a report;
-- `split`: a seeded, class-stratified train/validation split by source group;
+- `scan` (`snapaction.data.layout`): clips and classes of a folder or manifest;
+- `usable` (`snapaction.data.check`): which clips decode;
+- `split` (`snapaction.data.splits`): a seeded, class-stratified train/validation split by source group;
+- `prepare_data`: all three, with every clip left out reported;
 - `ClipDataset` + `collate_clips`: ``uint8 (T, H, W, C)`` clips for a DataLoader,
   optionally read from a `ClipCache`; a clip that fails to decode is logged
   and left out of its batch.
@@ -13,85 +14,34 @@ The pieces, in the order training uses them:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 import torch
 
+from ..errors import ClipError, DataError, did_you_mean
+from ..video import VideoInfo, probe, read_frames
 from .cache import ClipCache
-from .datacheck import CheckSettings, DataReport, check, usable
-from .errors import ClipError, DataError, did_you_mean
+from .check import usable
 from .layout import ClipSet, Sample, scan
 from .sampling import Sampling, sample_indices
-from .video import VideoInfo, probe, read_frames
+from .splits import split
 
 if TYPE_CHECKING:
-    from .augment import Augment
-
-__all__ = [
-    "CheckSettings", "ClipDataset", "ClipSet", "DataReport", "Sample",
-    "check", "collate_clips", "scan", "split", "usable",
-]
+    from ..augment import Augment
 
 log = logging.getLogger(__name__)
-
-
-def split(samples: Iterable[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """(train, validation): whole groups go to one side, about `val_fraction` of each class to validation.
-
-    Seeded and deterministic. Every class keeps at least one group in
-    training; every class with two or more groups gets at least one in
-    validation (when a group mixes classes, keeping another class's last
-    training group wins). Samples keep their input order on both sides.
-    """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    samples = list(samples)
-    if val_fraction == 0:
-        return samples, []
-    counts: dict[str, Counter] = {}  # group -> samples per label
-    for s in samples:
-        counts.setdefault(s.group, Counter())[s.label] += 1
-    groups_of: dict[str | None, list[str]] = {}
-    for group in sorted(counts):
-        for label in counts[group]:
-            groups_of.setdefault(label, []).append(group)
-    left_in_train = {label: len(groups) for label, groups in groups_of.items()}
-    rng = np.random.default_rng(seed)
-    val: set[str] = set()
-
-    def movable(group: str) -> bool:
-        return group not in val and all(left_in_train[label] > 1 for label in counts[group])
-
-    def move(group: str) -> None:
-        val.add(group)
-        for label in counts[group]:
-            left_in_train[label] -= 1
-
-    for label in sorted(groups_of, key=lambda c: (c is not None, c or "")):
-        groups = [groups_of[label][i] for i in rng.permutation(len(groups_of[label]))]
-        target = val_fraction * sum(counts[g][label] for g in groups)
-        have = sum(counts[g][label] for g in groups if g in val)
-        for group in groups:
-            n = counts[group][label]
-            if movable(group) and abs(have + n - target) < abs(have - target):
-                move(group)
-                have += n
-        if have == 0:  # target below one group: still give the class its smallest movable group
-            candidates = [g for g in groups if movable(g)]
-            if candidates:
-                move(min(candidates, key=lambda g: counts[g][label]))
-    return [s for s in samples if s.group not in val], [s for s in samples if s.group in val]
 
 
 class ClipDataset(torch.utils.data.Dataset):
     """Clips as ``(transform(uint8 tensor (T, H, W, C)), class index)``; unlabeled samples get index -1.
 
     Without a cache, each item probes the clip and decodes only the frames
-    `sampling` picks. With `cache`, each clip is decoded once into
-    `cache_frames` uniformly spread frames, and `sampling` picks among those.
+    `sampling` picks. With `cache`, each clip is decoded once into the
+    ``sampling.grid`` frames spread over it, and `sampling` picks among those:
+    the same frames either way, since sampling always picks from its grid.
     Training jitter (frame choice, and the transform's torch randomness) is
     drawn from a generator seeded by (seed, epoch, index): the same on every
     rerun, different every epoch. Call `set_epoch` before each epoch; with
@@ -108,7 +58,6 @@ class ClipDataset(torch.utils.data.Dataset):
         size: int | None,
         train: bool,
         cache: ClipCache | None = None,
-        cache_frames: int = 32,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
     ):
@@ -123,12 +72,14 @@ class ClipDataset(torch.utils.data.Dataset):
             )
         self.labels = [index[s.label] if s.label is not None else -1 for s in self.samples]
         self.sampling, self.size, self.train = sampling, size, train
-        self.cache, self.cache_frames = cache, cache_frames
+        if cache is not None and not sampling.grid:
+            raise ValueError("a cached ClipDataset needs sampling.grid: the frames per clip that the cache keeps")
+        self.cache = cache
         self.transform, self.seed = transform, seed
         self.epoch = 0
         self._infos: dict[int, VideoInfo] = {}
-        if cache is not None and cache_frames < sampling.num_frames:
-            log.warning("cache_frames=%d is below num_frames=%d: frames will repeat", cache_frames, sampling.num_frames)
+        if sampling.grid and sampling.grid < sampling.num_frames:
+            log.warning("the grid of %d frames per clip is below num_frames=%d: frames will repeat", sampling.grid, sampling.num_frames)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw new training jitter: items depend on (seed, epoch, index)."""
@@ -141,7 +92,7 @@ class ClipDataset(torch.utils.data.Dataset):
         """The sampled ``uint8 (T, H, W, C)`` frames of one clip (jittered with `rng`). Raises `ClipError`."""
         path = self.samples[index].path
         if self.cache is not None:
-            every = self.cache.load(path, self.cache_frames, self.size)
+            every = self.cache.load(path, self.sampling.grid, self.size)
             return every[sample_indices(len(every), self.sampling, rng)]
         info = self._infos.get(index) or probe(path)
         self._infos[index] = info
@@ -193,7 +144,7 @@ class ClipTransform:
         self.augment = augment
 
     def __call__(self, frames, rng: np.random.Generator | None = None) -> torch.Tensor:
-        from .preprocess import normalize, to_float
+        from ..preprocess import normalize, to_float
 
         if self.augment is None:
             return self.preprocessing(frames)
@@ -239,19 +190,27 @@ class Data:
     """Median duration of the training clips: the stretch of video one model input covers."""
 
 
-def prepare_data(data: str, val_data: str | None = None, val_fraction: float = 0.2, seed: int = 0) -> Data:
-    """Scan, drop unreadable clips (reported), and split train/validation by source video."""
+def labelled_clips(data: str | Path, what: str = "training") -> tuple[ClipSet, list[Sample], list[tuple[str, str]]]:
+    """(what `scan` found, the clips that decode, (path, reason) for every clip left out, each logged).
+
+    `what` names the use in the error for unlabeled data ('training', 'a learning curve').
+    """
     clips = scan(data)
     if clips.layout == "unlabeled":
-        raise DataError(f"{data} holds unlabeled clips; training needs one folder per class (ROOT/<class>/clip.mp4) or a manifest with labels")
+        raise DataError(f"{data} holds unlabeled clips; {what} needs one folder per class (ROOT/<class>/clip.mp4) or a manifest with labels")
     good, bad = usable(clips.samples)
     skipped = [(str(p), r) for p, r in list(clips.skipped) + list(bad)]
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
+    return clips, good, skipped
+
+
+def prepare_data(data: str, val_data: str | None = None, val_fraction: float = 0.2, seed: int = 0) -> Data:
+    """Scan, drop unreadable clips (reported), and split train/validation by source video."""
+    clips, good, skipped = labelled_clips(data)
     if val_data:
-        val_clips = scan(val_data)
-        val, val_bad = usable(val_clips.samples)
-        skipped += [(str(p), r) for p, r in list(val_clips.skipped) + list(val_bad)]
+        _, val, val_skipped = labelled_clips(val_data, "validation")
+        skipped += val_skipped
         unknown = sorted({s.label for s in val} - set(clips.classes))
         if unknown:
             raise DataError(f"validation data {val_data} has classes {unknown} that the training data lacks")
@@ -263,7 +222,5 @@ def prepare_data(data: str, val_data: str | None = None, val_fraction: float = 0
         raise DataError(f"{data} has usable clips for {len(present)} class(es); training needs at least two")
     if not val:
         raise DataError(f"no clips left for validation in {data}: add clips or pass --val-data")
-    from .video import probe
-
     durations = [probe(s.path).duration for s in train[:: max(1, len(train) // 50)]]
     return Data(list(clips.classes), train, val, skipped, round(float(np.median(durations)), 3))

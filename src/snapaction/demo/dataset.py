@@ -1,7 +1,7 @@
 """The synthetic demo dataset on disk: OUT/{train,test}/<class>/<class>_NNN.mp4.
 
 Four classes in two time-reversed pairs ("pick"/"drop", "open"/"close"); what
-the clips look like and why is in `snapaction.demo_clips`, which renders them.
+the clips look like and why is in `snapaction.demo.clips`, which renders them.
 Here they are written as H.264 (libx264, yuv420p), train and test from separate
 seed streams, with a marker file listing what was written so that a rewrite
 only ever removes SnapAction's own files.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .config import check, option, to_dict
-from .demo_clips import CLASSES, render_clip
-from .errors import ConfigError, DataError
+from .. import __version__
+from ..config import check, option, to_dict
+from .clips import CLASSES, render_clip
+from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ and skipped on a rerun, so an interrupted curve continues where it stopped.
 Models: probe mode (frozen backbone, linear head on cached features: seconds
 per model once the features are cached) for a pretrained backbone; with
 ``--backbone scratch`` full training of the small preset for about the same
-number of training clips seen at every size (`SCRATCH_CLIPS_SEEN`, so small
-sizes get more epochs), bounded by `max_minutes` per model.
+number of training clips seen at every size (the preset's `curve_clips_seen`,
+so small sizes get more epochs), bounded by `max_minutes` per model.
 """
 
 from __future__ import annotations
@@ -33,19 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import check, option
-from .errors import DataError
-from .model import DEFAULT_BACKBONE, FINETUNE_MODES, SCRATCH
+from ..config import check, option, same_as
+from ..errors import DataError
+from ..models.backbone import FINETUNE_MODES
+from ..models.presets import PRESETS, preset
+from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 FIRST_SIZE = 5
-SCRATCH_MINUTES = 1.5
-"""Default time budget of one scratch model: the preset's loss reaches its floor in about 45 s on 2 cores."""
-SCRATCH_CLIPS_SEEN = 4000
-"""Training clips a scratch model sees (epochs x clips): about what the preset needs to converge on the demo data."""
-SCRATCH_EPOCHS = (20, 200)
-"""Fewest and most epochs of one scratch model."""
+_SCRATCH = PRESETS["scratch"]  # the preset the help texts quote
 PROBE_EPOCHS = 30
 
 
@@ -60,12 +57,12 @@ class CurveConfig:
     test_fraction: float = option(0.3, "share of DATA's clips (whole source videos) held out when --test-data is not given")
     sizes: list[int] | None = option(None, "clips per class to train on (default: 5, 10, 20, 40, ... and then all clips)")
     seeds: int = option(3, "models per size, each on its own draw of clips")
-    backbone: str = option(DEFAULT_BACKBONE, f"hub id, local folder, or '{SCRATCH}'")
+    backbone: str = same_as(TrainConfig, "backbone")
     finetune: str | None = option(None, "how each model trains (default: probe, or full for scratch)", FINETUNE_MODES)
-    epochs: int | None = option(None, f"epochs per model (default: {PROBE_EPOCHS} for probe; for scratch about {SCRATCH_CLIPS_SEEN} clips seen, {SCRATCH_EPOCHS[0]}-{SCRATCH_EPOCHS[1]} epochs)")
-    max_minutes: float | None = option(None, f"time budget per model (default: none for probe, {SCRATCH_MINUTES} for scratch)")
-    batch_size: int = option(8, "clips per training step")
-    cache_dir: str | None = option(None, "cache of decoded clips and features (default: the training default)")
+    epochs: int | None = option(None, f"epochs per model (default: {PROBE_EPOCHS} for probe; for scratch about {_SCRATCH.curve_clips_seen} clips seen, {_SCRATCH.curve_epochs[0]}-{_SCRATCH.curve_epochs[1]} epochs)")
+    max_minutes: float | None = option(None, f"time budget per model (default: none for probe, {_SCRATCH.curve_minutes} for scratch)")
+    batch_size: int = same_as(TrainConfig, "batch_size")
+    cache_dir: str = same_as(TrainConfig, "cache_dir")
     keep_runs: bool = option(False, "keep every point's run folder (by default only its metrics are kept)")
 
     def __post_init__(self):
@@ -82,28 +79,32 @@ class CurveConfig:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             problems.append(f"max_minutes must be positive, got {self.max_minutes}")
-        if self.backbone == SCRATCH and self.finetune in ("lora", "probe"):
-            problems.append(f"--finetune {self.finetune} needs pretrained weights; with --backbone {SCRATCH} the models train in full")
+        named = preset(self.backbone)
+        if named and self.finetune and self.finetune not in named.finetune:
+            problems.append(f"--finetune {self.finetune} needs pretrained weights; with --backbone {named.name} the models train in full")
         check(problems, "curve configuration")
 
     @property
     def mode(self) -> str:
-        return self.finetune or ("full" if self.backbone == SCRATCH else "probe")
+        named = preset(self.backbone)
+        return self.finetune or (named.default_finetune if named else "probe")
 
     def model_epochs(self, clips: int) -> int:
         """Epochs for a model trained on `clips` clips in all."""
         if self.epochs:
             return self.epochs
-        if self.backbone != SCRATCH:
+        named = preset(self.backbone)
+        if named is None:
             return PROBE_EPOCHS
-        low, high = SCRATCH_EPOCHS
-        return int(min(high, max(low, math.ceil(SCRATCH_CLIPS_SEEN / clips))))
+        low, high = named.curve_epochs
+        return int(min(high, max(low, math.ceil(named.curve_clips_seen / clips))))
 
     @property
     def model_minutes(self) -> float | None:
         if self.max_minutes is not None:
             return self.max_minutes
-        return SCRATCH_MINUTES if self.backbone == SCRATCH else None
+        named = preset(self.backbone)
+        return named.curve_minutes if named else None
 
 
 @dataclass
@@ -163,24 +164,18 @@ def write_manifest(path: Path, samples) -> Path:
 
 def learning_curve(cfg: CurveConfig) -> CurveResult:
     """Train and score every (size, seed) point, write curve.csv/.json/.png under `cfg.out`, and summarise."""
-    from .dataset import scan, split, usable
-    from .evaluate import evaluate
-    from .predict import Predictor
-    from .run import atomic_json
-    from .train import TrainConfig, train
+    from ..data.dataset import labelled_clips
+    from ..data.splits import split
+    from ..evaluate import evaluate
+    from ..files import atomic_json
+    from ..predict import Predictor
+    from .config import TrainConfig
+    from .loop import train
 
     out = Path(cfg.out)
-    clips = scan(cfg.data)
-    if clips.layout == "unlabeled":
-        raise DataError(f"{cfg.data} holds unlabeled clips; a learning curve needs one folder per class or a manifest with labels")
-    good, bad = usable(clips.samples)
-    for path, reason in list(clips.skipped) + list(bad):
-        log.warning("skipped %s: %s", path, reason)
+    _, good, _ = labelled_clips(cfg.data, "a learning curve")
     if cfg.test_data:
-        test_clips = scan(cfg.test_data)
-        test, test_bad = usable(test_clips.samples)
-        for path, reason in list(test_clips.skipped) + list(test_bad):
-            log.warning("skipped held-out %s: %s", path, reason)
+        _, test, _ = labelled_clips(cfg.test_data, "a learning curve's held-out set")
         pool = good
     else:
         pool, test = split(good, cfg.test_fraction, seed=0)
@@ -203,7 +198,6 @@ def learning_curve(cfg: CurveConfig) -> CurveResult:
 
     points = _load_points(out)
     done = {(p["size"], p["seed"]) for p in points}
-    cache = {"cache_dir": cfg.cache_dir} if cfg.cache_dir else {}
     for seed in range(cfg.seeds):
         order = nested_draws(pool, seed)
         for n in sizes:
@@ -220,7 +214,7 @@ def learning_curve(cfg: CurveConfig) -> CurveResult:
             result = train(TrainConfig(
                 data=str(manifest), val_data=str(manifest), out=str(run_dir), backbone=cfg.backbone,
                 finetune=cfg.mode, epochs=epochs, patience=0, max_minutes=cfg.model_minutes,
-                batch_size=min(cfg.batch_size, len(drawn)), seed=seed, **cache,
+                batch_size=min(cfg.batch_size, len(drawn)), seed=seed, cache_dir=cfg.cache_dir,
             ))
             scored = evaluate(Predictor.load(run_dir), test, batch_clips=8).metrics()
             point = {"size": n, "seed": seed, "accuracy": scored["accuracy"], "macro_f1": round(scored["macro_f1"], 5),
@@ -305,7 +299,7 @@ def _cautions(points: list[dict], largest: int) -> list[str]:
 
 def write_curve(result: CurveResult, cfg: CurveConfig) -> None:
     """curve.csv (one row per model), curve.json (points, per-size statistics, summary) and curve.png."""
-    from .run import atomic_json, atomic_write
+    from ..files import atomic_json, atomic_write
 
     out = result.out
     buf = io.StringIO()
@@ -330,7 +324,7 @@ def plot_curve(rows: list[dict], num_classes: int, path: Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .run import atomic_write
+    from ..files import atomic_write
 
     sizes = [r["size"] for r in rows]
     mean = np.array([r["mean"] for r in rows])

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 from .cache import content_hash
-from .config import check as check_config
-from .config import option
-from .errors import ClipError, DataError
+from ..config import check as check_config
+from ..config import option
+from ..errors import ClipError, DataError
 from .layout import ClipSet, Sample, scan
-from .video import VideoInfo, frame_files, probe
+from ..video import decode_all, probe
 
 T = TypeVar("T")
 
@@ -180,7 +179,7 @@ def _inspect(sample: Sample, settings: CheckSettings) -> ClipInfo | str:
         info = probe(sample.path)
         frames = info.num_frames
         if settings.full_decode:
-            frames = _decode_all(sample.path, info)
+            frames = decode_all(sample.path, info)
         reason = _too_few(frames, settings.min_frames)
         if reason:
             return reason
@@ -223,67 +222,6 @@ def _too_few(frames: int, min_frames: int) -> str | None:
     if frames < min_frames:
         return f"too few frames: {frames} (at least {min_frames} needed)"
     return None
-
-
-def _decode_all(path: Path, info: VideoInfo) -> int:
-    """Decode every frame of a clip; returns how many decode. Raises `ClipError` for damaged or truncated files."""
-    if path.is_dir():
-        return _load_all_images(path, (info.width, info.height))
-    import av
-
-    decoded = 0
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            expected = _expected_frames(container, stream)
-            for _ in container.decode(stream):
-                decoded += 1
-    except av.FFmpegError as err:
-        what = getattr(err, "strerror", None) or str(err)
-        raise ClipError(path, f"damaged or truncated: decoding fails after {decoded} frames ({what})") from None
-    if expected and expected - decoded > max(1, 0.05 * expected):
-        raise ClipError(path, f"truncated: only {decoded} of {expected} frames decode")
-    return decoded
-
-
-def _expected_frames(container, stream) -> int:
-    """Frame count the container promises: its frame count, else its duration times its frame rate."""
-    if stream.frames > 0:
-        return int(stream.frames)
-    rate = float(stream.average_rate or stream.guessed_rate or 0)
-    seconds = None
-    if stream.duration and stream.time_base:
-        seconds = float(stream.duration * stream.time_base)
-    elif tag := _tag_seconds(stream.metadata.get("DURATION", "")):
-        seconds = tag
-    elif container.duration:
-        seconds = container.duration / 1_000_000
-    return round(seconds * rate) if seconds and rate else 0
-
-
-def _tag_seconds(text: str) -> float | None:
-    """Seconds from a Matroska ``DURATION`` tag such as ``00:01:02.500000000``."""
-    match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", text.strip())
-    if not match:
-        return None
-    h, m, s = match.groups()
-    return int(h) * 3600 + int(m) * 60 + float(s)
-
-
-def _load_all_images(folder: Path, size: tuple[int, int]) -> int:
-    from PIL import Image, UnidentifiedImageError
-
-    files = frame_files(folder)
-    for f in files:
-        try:
-            with Image.open(f) as image:
-                image.load()
-                if image.size != size:
-                    raise ClipError(folder, f"frame {f.name} is {image.size[0]}x{image.size[1]}, the first frame {size[0]}x{size[1]}; resize them to one size")
-        except (OSError, UnidentifiedImageError) as err:
-            raise ClipError(folder, f"frame {f.name} is not a readable image ({err})") from None
-    return len(files)
 
 
 def _warnings(report: DataReport, settings: CheckSettings) -> list[str]:

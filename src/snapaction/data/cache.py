@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .sampling import uniform_indices
-from .video import frame_files, probe, read_frames
+from ..video import frame_files, probe, read_frames
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Clips before the model: layouts and manifests, splits, the data check, sampling, the decoded-clip cache, datasets."""

@@ -1,0 +1,197 @@
+"""Fine-tuning: one explicit loop on Accelerate, readable top to bottom.
+
+AdamW on the trainable parameters, linear warmup then cosine decay, label
+smoothing (and mixup) in the training loss only, plain cross-entropy for
+validation, gradient accumulation and clipping, mixed precision, early
+stopping on validation accuracy that keeps the best weights, and a resumable
+checkpoint that `--resume` continues from exactly.
+
+`train(cfg)` is setup (`snapaction.training.setup.prepare`, once) -> `fit` (the
+loop, LoRA or full) or `linear_probe.fit` (probe mode) -> the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .config import TrainConfig, TrainResult
+from .recipe import is_better, lr_factor, smooth_targets, soft_cross_entropy
+from .setup import Setup, prepare
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train a run as `cfg` says and write its folder; returns the best epoch's metrics."""
+    setup = prepare(cfg)
+    if cfg.mode == "probe":
+        from . import linear_probe
+
+        return linear_probe.fit(setup)
+    return fit(setup)
+
+
+def fit(setup: Setup) -> TrainResult:
+    """The training loop of LoRA and full fine-tuning: epochs of steps, validation, best-weights saving, checkpoints."""
+    from tqdm.auto import tqdm
+
+    from ..data.dataset import EpochSampler, collate_clips
+    from ..models.backbone import apply_lora, count_parameters
+    from ..run import load_checkpoint, plot_curves, save_checkpoint, save_weights, write_metrics, write_train_report
+
+    cfg, accelerator, data, run_dir, info = setup.cfg, setup.accelerator, setup.data, setup.run_dir, setup.info
+    model = setup.model
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+    if cfg.mode == "lora":
+        model = apply_lora(model, setup.new_modules, cfg.lora)
+    trainable, total = count_parameters(model)
+    log.info("%s: %s of %s parameters trainable (%.2f%%), mode %s", cfg.backbone, f"{trainable:,}", f"{total:,}", 100 * trainable / total, cfg.mode)
+
+    train_set, val_set = setup.datasets()
+    labels = {c: i for i, c in enumerate(data.classes)}
+    sampler = EpochSampler([labels[s.label] for s in data.train], cfg.seed, cfg.balanced)
+    loader_args = dict(batch_size=cfg.batch_size, collate_fn=collate_clips, num_workers=cfg.workers)
+    train_loader = torch.utils.data.DataLoader(train_set, sampler=sampler, **loader_args)
+    val_loader = torch.utils.data.DataLoader(val_set, shuffle=False, **loader_args)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = int(cfg.warmup * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup_steps, total_steps))
+    accelerator.register_for_checkpointing(scheduler)
+
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "rows": [], "seconds": 0.0}
+    if cfg.resume:
+        state = load_checkpoint(accelerator, run_dir)
+        log.info("resuming %s after epoch %d", run_dir, state["epoch"])
+
+    num_classes = len(data.classes)
+    epoch_started = time.monotonic() - state["seconds"]
+    last_checkpoint = time.monotonic()
+    for epoch in range(state["epoch"], cfg.epochs):
+        t0 = time.monotonic()
+        # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
+        # resume: give it the real epoch so a resumed run replays exactly the same batches.
+        train_loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
+        model.train()
+        losses = []
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not accelerator.is_local_main_process)
+        for batch in bar:
+            if skip_batch(batch, accelerator):  # every clip of a batch failed to decode (each was reported)
+                continue
+            videos, targets = batch
+            soft = smooth_targets(targets, num_classes, cfg.label_smoothing)
+            videos, soft = cfg.augment.mix(videos, soft, mix_rng)
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    logits = model(pixel_values=videos).logits
+                loss = soft_cross_entropy(logits, soft)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.clip_grad > 0:
+                    accelerator.clip_grad_norm_(params, cfg.clip_grad)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        val = validate(model, val_loader, accelerator)
+        train_loss = float(accelerator.gather_for_metrics(torch.tensor([np.mean(losses) if losses else math.nan])).mean())
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(train_loss, 5),
+            "val_loss": round(val["loss"], 5),
+            "val_accuracy": round(val["accuracy"], 5),
+            "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
+            "seconds": round(time.monotonic() - t0, 2),
+        }
+        state["rows"].append(row)
+        improved = is_better(val["accuracy"], val["loss"], state["best_accuracy"], state["best_loss"])
+        if improved:
+            state.update(best_accuracy=val["accuracy"], best_loss=val["loss"], best_epoch=epoch + 1, bad_epochs=0)
+            if accelerator.is_main_process:
+                save_weights(accelerator.unwrap_model(model), run_dir, cfg.mode)
+                info.save(run_dir)
+        else:
+            state["bad_epochs"] += 1
+        accelerator.print(
+            f"epoch {epoch + 1:3d}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}  "
+            f"val acc {val['accuracy']:.3f}  lr {row['lr']}  {row['seconds']:.1f}s" + ("  *" if improved else "")
+        )
+        state["epoch"] = epoch + 1
+        state["seconds"] = time.monotonic() - epoch_started
+        stop = cfg.patience and state["bad_epochs"] >= cfg.patience
+        out_of_time = cfg.max_minutes is not None and state["seconds"] > cfg.max_minutes * 60
+        if accelerator.is_main_process:
+            write_metrics(run_dir, state["rows"])
+        last = stop or out_of_time or epoch + 1 == cfg.epochs
+        if last or time.monotonic() - last_checkpoint >= cfg.checkpoint_minutes * 60:
+            save_checkpoint(accelerator, run_dir, state)
+            last_checkpoint = time.monotonic()
+        if stop or out_of_time:
+            accelerator.print(f"stopping: {'no better validation accuracy for %d epochs' % cfg.patience if stop else 'time budget reached'}")
+            break
+
+    result = TrainResult(run_dir, state["best_epoch"], state["best_accuracy"], state["best_loss"], state["epoch"],
+                         time.monotonic() - setup.started, data.skipped)
+    if accelerator.is_main_process:
+        write_train_report(run_dir, result, state["rows"], trainable, total)
+        plot_curves(run_dir, state["rows"])
+    accelerator.wait_for_everyone()
+    return result
+
+
+def skip_batch(batch, accelerator) -> bool:
+    """True when this batch is empty here, or, with several processes, on any of them: all
+    processes skip the step together, since one skipping alone would leave the others waiting
+    for its gradients (or its gathered metrics). The other processes' clips of that step are
+    left out too: a rare loss, only for clips that probe well but fail to decode later."""
+    empty = batch is None
+    if accelerator.num_processes == 1:
+        return empty
+    flag = torch.tensor([1 if empty else 0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+
+
+def enable_checkpointing(model) -> None:
+    """Gradient checkpointing on a transformers backbone (non-reentrant: works with a frozen input layer)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"backbone {type(model).__name__} does not support --gradient-checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+@torch.no_grad()
+def validate(model, loader, accelerator) -> dict:
+    """Plain (unsmoothed) cross-entropy and accuracy over `loader`, gathered across processes."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for batch in loader:
+        if skip_batch(batch, accelerator):
+            continue
+        videos, labels = batch
+        with accelerator.autocast():
+            logits = model(pixel_values=videos).logits.float()
+        logits, labels = accelerator.gather_for_metrics((logits, labels))
+        all_logits.append(logits)
+        all_labels.append(labels)
+    if not all_logits:
+        return {"loss": math.nan, "accuracy": 0.0}
+    logits, labels = torch.cat(all_logits), torch.cat(all_labels)
+    return {
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": (logits.argmax(-1) == labels).float().mean().item(),
+    }

@@ -1,0 +1,49 @@
+"""The training recipe as small pure functions: schedule, best-epoch rule, losses, precision."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate multiplier: linear warmup to 1, then cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def is_better(accuracy: float, loss: float, best_accuracy: float, best_loss: float) -> bool:
+    """Whether an epoch beats the best so far: higher validation accuracy, or equal with lower loss
+    (small validation sets saturate their accuracy early; the loss still tells epochs apart)."""
+    return accuracy > best_accuracy or (accuracy == best_accuracy and loss < best_loss)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against probability targets, float (B, K) each; mean over the batch."""
+    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+
+
+def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    """One-hot targets (B, K) with `smoothing` of the mass spread evenly over all classes."""
+    onehot = F.one_hot(labels, num_classes).float()
+    return onehot * (1.0 - smoothing) + smoothing / num_classes
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Accelerate's mixed_precision value for `precision` on `device`."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "no"
+        return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+    return "no"

@@ -1,0 +1,99 @@
+"""What every training mode does once before its loop: check the run folder, start Accelerate, load data and model.
+
+`prepare(cfg)` returns a `Setup`; the full/LoRA loop (`snapaction.training.loop`)
+and probe mode (`snapaction.training.linear_probe`) both start from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import to_dict
+from ..errors import ConfigError
+from .config import TrainConfig
+from .recipe import resolve_precision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Setup:
+    """A run ready to train: its config, Accelerator, data, model, sampling, preprocessing and run-folder info."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    accelerator: object
+    data: object
+    """`snapaction.data.dataset.Data`: classes, training and validation clips, skipped clips."""
+    model: torch.nn.Module
+    new_modules: list[str]
+    sampling: object
+    preprocessing: object
+    info: object
+    """`snapaction.run.RunInfo` written beside the weights."""
+    started: float = field(default_factory=time.monotonic)
+
+    def datasets(self, train_augment=True):
+        """(training, validation) `ClipDataset`s; training clips augmented as the config says."""
+        from ..data.cache import ClipCache
+        from ..data.dataset import ClipDataset, ClipTransform
+
+        cfg = self.cfg
+        cache = ClipCache(Path(cfg.cache_dir) / "clips") if cfg.cache else None
+        common = dict(classes=self.data.classes, sampling=self.sampling, size=self.preprocessing.size, cache=cache)
+        train = ClipDataset(self.data.train, train=True, seed=cfg.seed,
+                            transform=ClipTransform(self.preprocessing, cfg.augment if train_augment else None), **common)
+        val = ClipDataset(self.data.val, train=False, transform=ClipTransform(self.preprocessing), **common)
+        return train, val
+
+
+def check_out(cfg: TrainConfig) -> Path:
+    """The run folder, after checking that it can be written (or resumed) as asked."""
+    from ..run import has_checkpoint, is_run
+
+    run_dir = Path(cfg.out)
+    if not cfg.resume and is_run(run_dir):
+        raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    if cfg.resume and not has_checkpoint(run_dir):
+        raise ConfigError(f"nothing to resume in {run_dir}: it has no checkpoint/state.json")
+    return run_dir
+
+
+def prepare(cfg: TrainConfig) -> Setup:
+    """Everything before the first epoch, once: folder checks, Accelerator, seed, data, model, sampling, preprocessing."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from ..data.dataset import prepare_data
+    from ..models.backbone import load_backbone, preprocessing_for, resolve_sampling
+    from ..run import RunInfo
+
+    started = time.monotonic()
+    run_dir = check_out(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device), gradient_accumulation_steps=cfg.grad_accum)
+    set_seed(cfg.seed)
+    # Denormal floats appear once the loss nears the label-smoothing floor and slow CPU kernels several-fold.
+    torch.set_flush_denormal(True)
+    data = prepare_data(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed)
+    model, new_modules = load_backbone(cfg.backbone, data.classes)
+    sampling = resolve_sampling(cfg.backbone, model, cfg.sampling, cfg.cache_frames)
+    preprocessing = preprocessing_for(cfg.backbone)
+    accelerator.print(f"sampling: {sampling.describe()}")
+    info = RunInfo(
+        classes=data.classes,
+        backbone=cfg.backbone,
+        finetune=cfg.mode,
+        weights={"lora": "adapter", "full": "model", "probe": "head"}[cfg.mode],
+        sampling=to_dict(sampling),
+        preprocessing=preprocessing.to_dict(),
+        config={**to_dict(cfg), "sampling": to_dict(sampling), "cache_frames": sampling.grid, "lr": cfg.peak_lr,
+                "finetune": cfg.mode, "clip_seconds": data.clip_seconds},
+        skipped=[{"path": p, "reason": r} for p, r in data.skipped],
+    )
+    return Setup(cfg, run_dir, accelerator, data, model, new_modules, sampling, preprocessing, info, started)
