@@ -10,41 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import ClipError
 from .data.sampling import Sampling, view_indices
+from .errors import ClipError
+from .results import Prediction, Window  # noqa: F401  what every predictor returns
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class Prediction:
-    """Probabilities for every class of one clip."""
-
-    label: str
-    probabilities: dict[str, float]
-    """Every class, in the model's class order; the values sum to 1."""
-    views: int
-    seconds: float
-
-    def ranked(self) -> list[tuple[str, float]]:
-        """(class, probability), most likely first."""
-        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
-
-
-@dataclass
-class Window:
-    """One stretch of a long video and what the model sees in it."""
-
-    start: float
-    end: float
-    label: str
-    probabilities: dict[str, float]
-
 
 class Predictor:
     """A model ready to classify clips; holds weights, classes, sampling and preprocessing."""
@@ -64,12 +39,18 @@ class Predictor:
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
-        """Rebuild a trained run from its folder; `RunError` in one sentence when it is not a usable run."""
+        """Rebuild a trained run from its folder; `RunError` in one sentence when it is not a usable run.
+
+        A pose run gives a `snapaction.pose.predictor.PosePredictor`, which has the same methods."""
         from .preprocess import Preprocessing
         from .run import RunInfo, load_model, read_report
 
         run_dir = Path(run_dir)
         info = RunInfo.load(run_dir)
+        if info.weights == "pose":  # landmarks and a classifier: its own predictor, with the same methods
+            from .pose.predictor import PosePredictor
+
+            return PosePredictor.load(run_dir, info)
         model = load_model(run_dir, info)
         metrics = read_report(run_dir)
         return cls(
@@ -183,17 +164,12 @@ class Predictor:
 
     def timeline(self, path, stride_s: float | None = None, window_s: float | None = None, batch: int = 8) -> list[Window]:
         """Probabilities for windows slid over a whole video; memory stays flat however long it is."""
+        from .timeline import window_starts
         from .video import probe
 
         info = probe(path)
         window_s = window_s or self.window_seconds(path)
-        stride_s = stride_s or window_s / 2
-        if stride_s <= 0 or window_s <= 0:
-            raise ValueError(f"window and stride must be positive, got {window_s} and {stride_s}")
-        last = max(info.duration - window_s, 0.0)
-        starts = np.arange(0.0, last + 1e-9, stride_s)
-        if last - starts[-1] > 1e-6:  # the stride does not land on the end: one more window, flush with it
-            starts = np.append(starts, last)
+        starts = window_starts(info.duration, window_s, stride_s)
         windows: list[Window] = []
         for chunk in range(0, len(starts), batch):
             group = starts[chunk : chunk + batch]
@@ -206,10 +182,10 @@ class Predictor:
 
     def _window_input(self, path, info, start: float, window_s: float) -> torch.Tensor:
         from .data.sampling import sample_indices
+        from .timeline import window_frames
         from .video import read_frames
 
-        first = int(round(start * info.fps))
-        length = max(1, min(info.num_frames - first, int(round(window_s * info.fps))))
+        first, length = window_frames(info, start, window_s)
         indices = first + sample_indices(length, self.sampling)
         frames = read_frames(path, indices, size=self.preprocessing.size, info=info)
         return self.preprocessing(frames)

@@ -146,22 +146,44 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
     return base
 
 
+def save_pose_model(run_dir: Path, pipeline) -> None:
+    """``pose/``: a pose run's classifier and settings (a `snapaction.pose.PosePipeline`), replaced as a whole."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".pose-"))
+    pipeline.save(tmp)
+    replace_dir(tmp, run_dir / "pose")
+
+
+def load_pose_model(run_dir: str | Path, cache_dir: str | Path | None = None):
+    """The `snapaction.pose.PosePipeline` of a pose run; `RunError` when it is missing."""
+    from .pose.pipeline import PosePipeline
+
+    folder = Path(run_dir) / "pose"
+    if not folder.is_dir():
+        raise RunError(f"{run_dir} has no pose/ folder; the pose run may not have finished")
+    return PosePipeline.load(folder, cache_dir)
+
+
 # --- reports ------------------------------------------------------------------
 
 
-def write_train_report(run_dir: Path, result, rows: list[dict], trainable: int, total: int) -> None:
+def write_train_report(run_dir: Path, result, rows: list[dict], trainable: int, total: int, extra: dict | None = None) -> None:
     """``report.json``: the best epoch's validation metrics and how the run went (`result`: a `TrainResult`)."""
+    import math
+
     atomic_json(
         Path(run_dir) / REPORT_FILE,
         {
             "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy,
-            "val_loss": result.val_loss,
+            "val_loss": None if math.isnan(result.val_loss) else result.val_loss,
             "epochs_run": result.epochs_run,
             "seconds": round(result.seconds, 1),
             "trainable_parameters": trainable,
             "total_parameters": total,
             "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+            **(extra or {}),
         },
     )
 

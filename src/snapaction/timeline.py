@@ -17,6 +17,8 @@ import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 
 @dataclass
 class Segment:
@@ -29,6 +31,25 @@ class Segment:
     confidence: float
     """Mean probability of `label` over the windows merged into this segment."""
     windows: int
+
+
+def window_starts(duration: float, window_s: float, stride_s: float | None = None) -> np.ndarray:
+    """Start times (s) of windows of `window_s` seconds every `stride_s` (default: half a window) over a video;
+    when the stride does not land on the end, one more window flush with it."""
+    stride_s = stride_s or window_s / 2
+    if stride_s <= 0 or window_s <= 0:
+        raise ValueError(f"window and stride must be positive, got {window_s} and {stride_s}")
+    last = max(duration - window_s, 0.0)
+    starts = np.arange(0.0, last + 1e-9, stride_s)
+    if last - starts[-1] > 1e-6:
+        starts = np.append(starts, last)
+    return starts
+
+
+def window_frames(info, start: float, window_s: float) -> tuple[int, int]:
+    """(first frame, frame count) of the window starting at `start` seconds in a clip (`VideoInfo`)."""
+    first = int(round(start * info.fps))
+    return first, max(1, min(info.num_frames - first, int(round(window_s * info.fps))))
 
 
 def window_spans(windows, duration: float | None = None) -> list[tuple[float, float]]:

@@ -9,6 +9,7 @@ Examples:
   snapaction train clips/ --out runs/kitchen                 # LoRA on VideoMAE-base
   snapaction train clips/ --backbone scratch --out runs/demo  # small model, no download
   snapaction train clips/ --backbone ./my-pretrained --finetune probe
+  snapaction train clips/ --backbone pose --out runs/gym      # people: body landmarks, no download
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..config import add_arguments as add_config
     from ..data.sampling import Sampling
     from ..models.backbone import LoraSettings
+    from ..pose.settings import PoseSettings
     from ..training.config import TrainConfig
 
     parser.add_argument("data", help="folder of class folders, or a CSV manifest path,label[,group]")
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser, Sampling, "frame sampling (default: the backbone's own)")
     add_config(parser, Augment, "augmentation (training only)")
     add_config(parser, LoraSettings, "LoRA (for --finetune lora)")
+    add_config(parser, PoseSettings, "pose model (for --backbone pose)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ class LoraSettings:
 
 def resolve_backbone(backbone: str) -> str:
     """The local folder of a hub id or folder (see `snapaction.models.hub.resolve_backbone`)."""
-    return _resolve(backbone, alternative=f"--backbone {preset_names()} to train a small model from random weights")
+    return _resolve(backbone, alternative=f"--backbone {preset_names()}, which need no download")
 
 
 def load_backbone(backbone: str, classes: list[str]) -> tuple[nn.Module, list[str]]:

@@ -11,6 +11,7 @@ from ..data.sampling import Sampling
 from ..errors import ConfigError
 from ..models.backbone import DEFAULT_BACKBONE, FINETUNE_MODES, LoraSettings
 from ..models.presets import preset, preset_names
+from ..pose.settings import PoseSettings
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 DEFAULT_CACHE = Path.home() / ".cache" / "snapaction"
@@ -25,7 +26,7 @@ class TrainConfig:
     data: str = ""
     """Training data: a folder of class folders, or a CSV manifest (positional on the command line)."""
     out: str = option("runs/latest", "run folder to write")
-    backbone: str = option(DEFAULT_BACKBONE, f"hub id, local folder, or {preset_names()} (small model, random weights)")
+    backbone: str = option(DEFAULT_BACKBONE, f"hub id, local folder, or {preset_names()}")
     finetune: str | None = option(None, "how to train: 'lora' (adapters), 'full' (every weight), 'probe' (frozen backbone, linear head on cached features); default lora, full for scratch", FINETUNE_MODES)
     epochs: int = option(30, "most epochs to train")
     batch_size: int = option(8, "clips per step on each process")
@@ -55,6 +56,8 @@ class TrainConfig:
     (a preset's, or the checkpoint's frame count). The resolved sampling is saved in the run."""
     augment: Augment = field(default_factory=Augment)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    pose: PoseSettings = field(default_factory=PoseSettings)
+    """Settings of the pose preset (``--backbone pose``); its frames come from ``sampling['num_frames']``."""
 
     def __post_init__(self):
         problems = []
@@ -131,4 +134,5 @@ def train_config(values: dict) -> TrainConfig:
         return {k: v for k, v in values.items() if k in names}
 
     sampling = {k: v for k, v in values.items() if k in SAMPLING_FIELDS}
-    return TrainConfig(**{**pick(TrainConfig), "sampling": sampling, "augment": Augment(**pick(Augment)), "lora": LoraSettings(**pick(LoraSettings))})
+    return TrainConfig(**{**pick(TrainConfig), "sampling": sampling, "augment": Augment(**pick(Augment)),
+                          "lora": LoraSettings(**pick(LoraSettings)), "pose": PoseSettings(**pick(PoseSettings))})

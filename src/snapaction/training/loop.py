@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train a run as `cfg` says and write its folder; returns the best epoch's metrics."""
+    from ..models.presets import preset
+
+    named = preset(cfg.backbone)
+    if named is not None and named.trainer == "pose":
+        from . import pose
+
+        return pose.fit(cfg)
     setup = prepare(cfg)
     if cfg.mode == "probe":
         from . import linear_probe

@@ -1,0 +1,173 @@
+"""From landmarks to features: fill gaps, normalise, resample, per-frame features, temporal statistics.
+
+All pure functions on numpy arrays; ``T`` is time, 33 joints follow
+`skeleton.NAMES`. The normalised form of a clip is a `PoseSequence`:
+positions hip-centred (origin between the hips in every frame) and
+torso-scaled (divided by the clip's median distance from the mid-shoulder to
+the mid-hip), so neither where the person stands nor how large they appear
+changes a feature. Where they move is kept apart, in ``root``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ClipError
+
+from .landmarks import Landmarks
+from .skeleton import ANGLES, FEATURE_JOINTS, J, NAMES
+
+_HIPS = (J["left_hip"], J["right_hip"])
+_SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
+NUM_DCT = 3
+"""Temporal DCT coefficients (1..NUM_DCT) per feature in `temporal_statistics`: the order-sensitive part."""
+PERCENTILES = (25, 50, 75)
+
+
+@dataclass(frozen=True)
+class PoseSequence:
+    """One clip's pose, normalised, every frame filled.
+
+    ``points`` float32 (T, 33, 3): image landmarks in pixels, minus the mid-hip,
+    divided by the torso length (x right, y down, z MediaPipe's depth, same scale);
+    ``world`` float32 (T, 33, 3): MediaPipe's world landmarks, metres, hip-centred;
+    ``visibility`` float32 (T, 33) in [0, 1];
+    ``root`` float32 (T, 3): mid-hip x, y minus their clip median, in torso lengths,
+    and the log of this frame's torso length over the median (towards the camera > 0).
+    """
+
+    points: np.ndarray
+    world: np.ndarray
+    visibility: np.ndarray
+    root: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return len(self.points)
+
+
+def fill_missing(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``(T, ...)`` values with the frames where ``present`` (bool (T,)) is False interpolated linearly in time.
+
+    Frames before the first present frame hold its values, those after the
+    last hold the last ones. At least one frame must be present.
+    """
+    keep = np.flatnonzero(present)
+    if len(keep) == 0:
+        raise ValueError("fill_missing needs at least one present frame")
+    pos = np.interp(np.arange(len(values)), keep, np.arange(len(keep)))  # fractional rank among present frames
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, len(keep) - 1)
+    w = (pos - lo).reshape((-1,) + (1,) * (values.ndim - 1))
+    return ((1 - w) * values[keep[lo]] + w * values[keep[hi]]).astype(values.dtype)
+
+
+def resample(values: np.ndarray, length: int, positions: np.ndarray | None = None) -> np.ndarray:
+    """``(T, ...)`` values read at `length` times by linear interpolation -> ``(length, ...)``.
+
+    `positions` (float (length,), in [0, T-1]) picks the times; by default
+    they are spread evenly from the first frame to the last.
+    """
+    t = len(values)
+    if positions is None:
+        positions = np.linspace(0, t - 1, length)
+    positions = np.clip(np.asarray(positions, np.float64), 0, t - 1)
+    lo = np.floor(positions).astype(int)
+    hi = np.minimum(lo + 1, t - 1)
+    w = (positions - lo).reshape((-1,) + (1,) * (values.ndim - 1))
+    return ((1 - w) * values[lo] + w * values[hi]).astype(values.dtype)
+
+
+def pose_sequence(landmarks: Landmarks, min_person_frames: float = 0.0) -> PoseSequence:
+    """The normalised `PoseSequence` of a clip's `Landmarks`, frames without a person filled in.
+
+    Raises `ClipError` naming the clip when no frame has a person, or fewer
+    than the fraction `min_person_frames` of the frames (interpolating across
+    long gaps would invent the motion).
+    """
+    t, found = landmarks.num_frames, int(landmarks.present.sum())
+    need = max(1, math.ceil(min_person_frames * t - 1e-9))
+    path = landmarks.path or "<landmarks>"
+    if found == 0:
+        raise ClipError(path, f"no person found in any of the {t} frames; the pose model needs one person, whole or upper body, in view")
+    if found < need:
+        raise ClipError(path, f"a person was found in only {found} of the {t} frames; at least {need} needed (min_person_frames={min_person_frames})")
+    scale_px = np.array([landmarks.width, landmarks.height, landmarks.width], np.float32)  # square pixels
+    px = fill_missing(landmarks.image * scale_px, landmarks.present)
+    hip = px[:, _HIPS].mean(axis=1)  # (T, 3)
+    torso = np.linalg.norm(px[:, _SHOULDERS, :2].mean(axis=1) - hip[:, :2], axis=1)  # (T,)
+    scale = float(np.median(torso[landmarks.present]))
+    if not scale > 1e-6:
+        raise ClipError(path, "the skeleton found has no torso (shoulders on the hips); not a usable pose")
+    points = (px - hip[:, None, :]) / scale
+    root = np.concatenate([(hip[:, :2] - np.median(hip[:, :2], axis=0)) / scale, np.log(np.maximum(torso, 1e-6) / scale)[:, None]], axis=1)
+    world_ok = landmarks.present & np.isfinite(landmarks.world).all(axis=(1, 2))
+    world = fill_missing(landmarks.world, world_ok) if world_ok.any() else points.copy()
+    visibility = fill_missing(landmarks.visibility, landmarks.present)
+    return PoseSequence(points.astype(np.float32), world.astype(np.float32), visibility.astype(np.float32), root.astype(np.float32))
+
+
+def resample_sequence(seq: PoseSequence, length: int, positions: np.ndarray | None = None) -> PoseSequence:
+    """`seq` read at `length` times (see `resample`)."""
+    return PoseSequence(*(resample(a, length, positions) for a in (seq.points, seq.world, seq.visibility, seq.root)))
+
+
+def joint_angles(points: np.ndarray) -> np.ndarray:
+    """float32 (T, 8) angles in radians, [0, pi], of `skeleton.ANGLES` from ``(T, 33, 2 or 3)`` points."""
+    a, b, c = (np.array(idx) for idx in zip(*[(a, b, c) for _, a, b, c in ANGLES]))
+    u = points[:, a] - points[:, b]  # (T, 8, C)
+    v = points[:, c] - points[:, b]
+    if points.shape[-1] == 2:
+        cross = np.abs(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0])
+    else:
+        cross = np.linalg.norm(np.cross(u, v), axis=-1)
+    return np.arctan2(cross, (u * v).sum(-1)).astype(np.float32)
+
+
+def frame_features(seq: PoseSequence) -> np.ndarray:
+    """float32 (T, F) features per frame of a `PoseSequence`; names in `feature_names`.
+
+    Kinematics: x, y of `skeleton.FEATURE_JOINTS` (normalised), joint angles
+    from world landmarks (3D) and from image ones (2D), both over pi, root
+    motion; then visibility of the feature joints; then the kinematics'
+    velocities (per time step, central differences).
+    """
+    t = seq.length
+    pos = seq.points[:, FEATURE_JOINTS, :2].reshape(t, -1)
+    kin = np.concatenate([pos, joint_angles(seq.world) / np.pi, joint_angles(seq.points[..., :2]) / np.pi, seq.root], axis=1)
+    vel = np.gradient(kin, axis=0) if t > 1 else np.zeros_like(kin)
+    return np.concatenate([kin, seq.visibility[:, FEATURE_JOINTS], vel], axis=1).astype(np.float32)
+
+
+def feature_names() -> list[str]:
+    """Names of the columns of `frame_features`."""
+    pos = [f"{NAMES[j]}.{axis}" for j in FEATURE_JOINTS for axis in "xy"]
+    kin = pos + [f"angle3d.{a[0]}" for a in ANGLES] + [f"angle2d.{a[0]}" for a in ANGLES] + ["root.x", "root.y", "root.log_scale"]
+    return kin + [f"visibility.{NAMES[j]}" for j in FEATURE_JOINTS] + [f"velocity.{k}" for k in kin]
+
+
+def dct_basis(length: int, k: int = NUM_DCT) -> np.ndarray:
+    """float32 (k, length) orthonormal DCT-II rows 1..k (row 0, the mean, left out)."""
+    t = np.arange(length)
+    rows = [np.cos(np.pi * m * (t + 0.5) / length) * math.sqrt(2 / length) for m in range(1, k + 1)]
+    return np.array(rows, np.float32)
+
+
+def temporal_statistics(frames: np.ndarray) -> np.ndarray:
+    """float32 (S,) statistics over time of ``(T, F)`` per-frame features, S = F * (7 + NUM_DCT).
+
+    Mean, std, min, max, 25/50/75th percentiles (blind to time order) and
+    temporal DCT coefficients 1..NUM_DCT (not: a motion played backwards flips
+    the sign of the odd ones), feature-major within each statistic.
+    """
+    stats = [frames.mean(0), frames.std(0), frames.min(0), frames.max(0), *np.percentile(frames, PERCENTILES, axis=0)]
+    dct = dct_basis(len(frames)) @ frames  # (NUM_DCT, F)
+    return np.concatenate([*stats, *dct]).astype(np.float32)
+
+
+def sequence_statistics(seq: PoseSequence, length: int) -> np.ndarray:
+    """`temporal_statistics` of `frame_features` of `seq` resampled to `length` steps."""
+    return temporal_statistics(frame_features(resample_sequence(seq, length)))

@@ -1,0 +1,122 @@
+"""`--backbone pose` end to end on real people: train, eval, predict --csv and serve, with bad clips reported.
+
+The clips are cut by the test from the shared real footage (apply_eye_makeup and cleaning_pool, small
+frames that decode fast; arm_wrestling's opening, where the pose model finds nobody), so MediaPipe sees
+real people and the run takes seconds. Nothing here
+judges accuracy: the shared clips are one recording per action, not a training set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import solid_clip, write_video
+from snapaction.cli import main
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-clips"
+pytestmark = pytest.mark.skipif(not (REAL / "drink_water.avi").is_file(), reason=f"the shared real clips are not at {REAL}")
+
+
+def cut(source: Path, out: Path, start: int, stop: int) -> Path:
+    """Frames [start, stop) of a real clip as an H.264 file the test owns."""
+    from snapaction.video import probe, read_frames
+
+    frames = read_frames(source, np.arange(start, min(stop, probe(source).num_frames)))
+    return write_video(out, frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2], codec="libx264", preset="ultrafast")
+
+
+@pytest.fixture(scope="module")
+def pose_run(tmp_path_factory):
+    """A pose run trained on three cuts of each of two real clips, plus a clip with nobody, one where the pose
+    model finds nobody, and a one-frame clip."""
+    pytest.importorskip("mediapipe")
+    root = tmp_path_factory.mktemp("pose-run")
+    data = root / "data"
+    for label, name, length in (("makeup", "apply_eye_makeup.avi", 164), ("pool", "cleaning_pool.mp4", 150)):
+        step = length // 3
+        for i in range(3):
+            cut(REAL / name, data / label / f"{label}{i}.mp4", i * step, (i + 1) * step)
+    write_video(data / "makeup" / "nobody.mp4", solid_clip((90, 120, 60), t=12, size=64, seed=1), codec="libx264")
+    cut(REAL / "arm_wrestling.mp4", data / "makeup" / "nobody_found.mp4", 0, 93)
+    cut(REAL / "apply_eye_makeup.avi", data / "pool" / "one_frame.mp4", 50, 51)
+    run = root / "run"
+    status = main(["train", str(data), "--backbone", "pose", "--out", str(run), "--num-frames", "6",
+                   "--val-fraction", "0.34", "--cache-dir", str(root / "cache"), "--pose-temporal-epochs", "20"])
+    assert status == 0
+    return run, data
+
+
+def test_the_run_folder_is_a_run_like_any_other_with_bad_clips_listed(pose_run):
+    run, _ = pose_run
+    info = json.loads((run / "snapaction.json").read_text())
+    assert info["backbone"] == "pose" and info["weights"] == "pose" and info["classes"] == ["makeup", "pool"]
+    assert info["sampling"]["num_frames"] == 6 and info["config"]["pose"]["frames"] == 6  # --num-frames reached the pose model
+    skipped = {Path(s["path"]).name: s["reason"] for s in info["skipped"]}
+    assert "no person found" in skipped["nobody.mp4"]
+    assert "no person found" in skipped["nobody_found.mp4"] or "person was found in only" in skipped["nobody_found.mp4"]
+    assert "only 1 frame" in skipped["one_frame.mp4"]
+    report = json.loads((run / "report.json").read_text())
+    assert report["pose"]["chosen"] in ("stats", "temporal") and 0 <= report["val_accuracy"] <= 1
+    assert {Path(s["path"]).name for s in report["skipped"]} >= {"nobody.mp4", "one_frame.mp4"}
+    assert (run / "pose" / "pose_settings.json").is_file()
+
+
+def test_eval_predict_csv_and_reload_agree(pose_run, tmp_path, capsys):
+    from snapaction.predict import Predictor
+
+    run, data = pose_run
+    assert main(["eval", str(run), str(data), "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["clips"] == 6 and 0 <= report["accuracy"] <= 1
+    clips = [data / "makeup" / "makeup0.mp4", data / "pool" / "pool2.mp4", data / "makeup" / "nobody.mp4"]
+    assert main(["predict", str(run), *map(str, clips), "--csv", str(tmp_path / "out.csv")]) == 0
+    rows = list(csv.reader(open(tmp_path / "out.csv")))
+    assert rows[0] == ["id", "class"] and [r[0] for r in rows[1:]] == ["makeup0", "pool2"]  # nobody: reported, no row
+    assert "nobody.mp4" in capsys.readouterr().err
+    predictor = Predictor.load(run)
+    first = predictor.predict(clips[0])
+    assert abs(sum(first.probabilities.values()) - 1) < 1e-6 and rows[1][1] == first.label
+    assert Predictor.load(run).predict(clips[0]).probabilities == first.probabilities  # save -> load: identical
+
+
+def test_the_web_app_serves_a_pose_run_with_a_timeline(pose_run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from snapaction.predict import Predictor
+    from snapaction.web.app import create_app
+
+    run, _ = pose_run
+    long_clip = REAL / "apply_eye_makeup.avi"  # 6.6 s: longer than one window
+    with TestClient(create_app(Predictor.load(run), tmp_dir=tmp_path)) as client:
+        assert client.get("/api/info").json()["backbone"] == "pose"
+        answer = client.post("/api/predict", files={"video": ("whole.avi", long_clip.read_bytes(), "video/x-msvideo")})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body["probabilities"]) == {"makeup", "pool"} and abs(sum(body["probabilities"].values()) - 1) < 1e-6
+    assert body["windows"] and all(abs(sum(w["probabilities"].values()) - 1) < 1e-6 for w in body["windows"])
+
+
+def test_without_mediapipe_pose_training_fails_at_once_with_the_install_command(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe" else real(name, *a))
+    status = main(["train", str(tmp_path / "not-even-scanned"), "--backbone", "pose", "--out", str(tmp_path / "run")])
+    assert status == 2
+    assert 'pip install "snapaction[pose]"' in capsys.readouterr().err
+
+
+def test_pose_preview_writes_a_strip_of_the_frames(tmp_path):
+    pytest.importorskip("mediapipe")
+    from PIL import Image
+
+    clip = cut(REAL / "apply_eye_makeup.avi", tmp_path / "makeup.mp4", 0, 40)
+    assert main(["pose", "--preview", str(clip), "--frames", "3"]) == 0
+    strip = Image.open(tmp_path / "makeup.pose.png")
+    assert strip.size == (3 * 320, 240)  # three frames side by side, at the clip's own size (below 240 px: not scaled)
+    assert main(["pose", "--preview", str(clip), "--frames", "0"]) == 2  # a bad value is one sentence, not a traceback
