@@ -153,3 +153,67 @@ def train_tiny_run(root: Path) -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     """A real run folder (scratch preset, 2 epochs on tiny colour clips); its data is in tiny_run.parent / 'data'."""
     return train_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+
+
+# --- a browser and a live server, for the page tests ---------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's) for every page test, with a fake camera; skips where it is not installed."""
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server_for(tmp_path):
+    """Start `snapaction serve`'s app for a run (or a predictor) on a free loopback port; returns its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from snapaction.predict import Predictor
+    from snapaction.web.app import bind_socket, create_app
+
+    servers = []
+
+    def start(run_or_predictor, uploads: Path | None = None) -> str:
+        predictor = Predictor.load(run_or_predictor) if isinstance(run_or_predictor, (str, Path)) else run_or_predictor
+        uploads = uploads or tmp_path / "uploads"
+        uploads.mkdir(exist_ok=True)
+        sock = bind_socket("127.0.0.1", 0)
+        server = uvicorn.Server(uvicorn.Config(create_app(predictor, tmp_dir=uploads), log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        servers.append((server, thread, sock))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread, sock in servers:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -99,6 +99,36 @@ def test_the_web_app_serves_a_pose_run_with_a_timeline(pose_run, tmp_path):
     body = answer.json()
     assert set(body["probabilities"]) == {"makeup", "pool"} and abs(sum(body["probabilities"].values()) - 1) < 1e-6
     assert body["windows"] and all(abs(sum(w["probabilities"].values()) - 1) < 1e-6 for w in body["windows"])
+    skeleton = body["skeleton"]  # what the page draws over the video: the frames the model saw
+    assert (skeleton["width"], skeleton["height"]) == (320, 240) and len(skeleton["frames"]) == 6
+    found = [f for f in skeleton["frames"] if f["present"]]
+    assert found and all(len(f["points"]) == 33 for f in found)
+    nose = np.array([f["points"][0][:2] for f in found])
+    assert ((nose > 0) & (nose < 1)).all()  # a face close-up: the nose is in the picture
+
+
+@pytest.mark.browser
+def test_the_page_draws_the_skeleton_over_the_clip(pose_run, tmp_path, live_server_for, browser):
+    from playwright.sync_api import expect
+
+    run, _ = pose_run
+    base = live_server_for(run)
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    try:
+        page.goto(base + "/")
+        page.set_input_files("#file-input", str(REAL / "apply_eye_makeup.avi"))
+        expect(page.locator("#top-label")).not_to_be_empty(timeout=60_000)
+        expect(page.locator("#skeleton")).to_be_visible()
+        # the overlay follows the playing time; a seek redraws it (whether or not this browser plays the codec)
+        page.evaluate("() => document.getElementById('clip').dispatchEvent(new Event('seeked'))")
+        drawn = page.evaluate("""() => {
+            const c = document.getElementById('skeleton');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+            return n; }""")
+        assert drawn > 200  # bones and joints, not an empty canvas
+    finally:
+        page.close()
 
 
 def test_without_mediapipe_pose_training_fails_at_once_with_the_install_command(tmp_path, monkeypatch, capsys):

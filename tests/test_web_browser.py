@@ -9,31 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WAIT_MS = 60_000  # generous: CI machines may be busy training at the same time
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "web-screenshot.png"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason=f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium); .ci/run installs it",
-    ),
-]
+pytestmark = pytest.mark.browser  # Chromium comes from conftest's `browser`, which skips where it is not installed
 
 # The page is driven by a real trained run (conftest's `tiny_run`). Set this to
 # False to drive it with the mean-colour double of test_web_api.py instead, whose
@@ -53,39 +37,10 @@ def predictor(request):
 
 
 @pytest.fixture
-def live_server(predictor, tmp_path):
+def live_server(predictor, live_server_for, tmp_path):
     """(base URL, uploads folder) of the app served by uvicorn on a free loopback port, in a thread."""
-    import uvicorn
-
-    from snapaction.web.app import bind_socket, create_app
-
     uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    app = create_app(predictor, tmp_dir=uploads)
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", uploads
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module's tests (starting one costs about a second), with a fake camera."""
-    from playwright.sync_api import sync_playwright
-
-    fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + fake_camera)
-        yield browser
-        browser.close()
+    return live_server_for(predictor, uploads), uploads
 
 
 def demo_clip(path: Path) -> Path:

@@ -71,6 +71,16 @@ class PosePredictor:
                 log.warning("%s", err)
                 yield clip, err
 
+    def skeleton(self, path) -> dict:
+        """The skeleton found on the frames the model saw in a clip, JSON-ready (`snapaction.pose.preview.skeleton_json`)."""
+        from ..pose.landmarks import extract_landmarks
+        from ..pose.preview import skeleton_json
+
+        settings = self.pipeline.settings
+        cache = self.pipeline.cache
+        landmarks = cache.get(path) if cache is not None else extract_landmarks(path, settings.frames, settings.decode_size)
+        return skeleton_json(landmarks)
+
     def window_seconds(self, path) -> float:
         """Seconds of video one window covers: the run's typical training clip, else 2 s."""
         return float(self.clip_seconds or 2.0)

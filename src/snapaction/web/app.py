@@ -71,6 +71,9 @@ class PredictOut(BaseModel):
     seconds: float = Field(description="time the model took, decoding included")
     duration: float = Field(description="length of the video in seconds")
     window_seconds: float = Field(description="length of video one model window covers")
+    skeleton: dict[str, Any] | None = Field(
+        None, description="pose runs only: the skeleton found on the frames the model saw (frame size, joint names, bones, "
+        "per frame its time and 33 [x, y, visibility] as fractions of the frame), for drawing over the video")
     windows: list[WindowOut] | None = Field(
         None, description="the strongest class per window, when the video is longer than one window and timeline=true"
     )
@@ -268,6 +271,7 @@ def _infer(predictor, path: Path, clip: VideoInfo, views: int, timeline: bool) -
         "duration": float(clip.duration),
         "window_seconds": window,
         "windows": None,
+        "skeleton": predictor.skeleton(path) if hasattr(predictor, "skeleton") else None,
     }
     # A clip more than one frame longer than a window has more than one window to show.
     if timeline and clip.duration - window > 1.0 / clip.fps:

@@ -14,9 +14,10 @@ const el = {
   result: $("result"), clip: $("clip"), topLabel: $("top-label"), topProbability: $("top-probability"),
   timing: $("timing"), bars: $("bars"), timelineSection: $("timeline-section"),
   timeline: $("timeline"), timelineEnd: $("timeline-end"), legend: $("legend"),
+  skeleton: $("skeleton"),
 };
 
-const state = { info: null, busy: false, clipUrl: null, segments: [] };
+const state = { info: null, busy: false, clipUrl: null, segments: [], skeleton: null };
 
 function percent(p) { return (100 * p).toFixed(1) + "%"; }
 function secs(s) { return s < 10 ? s.toFixed(2) + " s" : s.toFixed(1) + " s"; }
@@ -130,6 +131,8 @@ function clearResult() {
   el.legend.replaceChildren();
   el.timelineSection.hidden = true;
   state.segments = [];
+  state.skeleton = null;
+  el.skeleton.hidden = true;
 }
 
 function render(result, roundTrip) {
@@ -141,6 +144,51 @@ function render(result, roundTrip) {
     + " · video " + secs(result.duration);
   el.bars.replaceChildren(...ranked.map(([name, p], i) => barRow(name, p, i === 0)));
   if (result.windows && result.windows.length > 1) renderTimeline(result.windows, result.duration);
+  if (result.skeleton) {
+    state.skeleton = result.skeleton;
+    el.skeleton.hidden = false;
+    drawSkeleton();
+  }
+}
+
+// Pose runs: the skeleton of the grid frame nearest the playing time, over the picture
+// (the video is letterboxed inside its element, so the drawing follows the picture's box).
+function drawSkeleton() {
+  const sk = state.skeleton;
+  const canvas = el.skeleton;
+  if (!sk || canvas.hidden) return;
+  const w = el.clip.clientWidth, h = el.clip.clientHeight;
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w; canvas.height = h;
+    canvas.style.width = w + "px"; canvas.style.height = h + "px";
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, w, h);
+  const frames = sk.frames.filter((f) => f.present);
+  if (!frames.length || !w || !h) return;
+  const t = el.clip.currentTime || 0;
+  const frame = frames.reduce((a, b) => (Math.abs(b.time - t) < Math.abs(a.time - t) ? b : a));
+  const scale = Math.min(w / sk.width, h / sk.height);
+  const left = (w - sk.width * scale) / 2, top = (h - sk.height * scale) / 2;
+  const at = (p) => [left + p[0] * sk.width * scale, top + p[1] * sk.height * scale];
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, sk.width * scale, sk.height * scale);  // joints guessed outside the picture stay outside
+  ctx.clip();
+  ctx.lineWidth = 3;
+  ctx.strokeStyle = "rgba(89, 161, 79, 0.9)";
+  for (const [a, b] of sk.connections) {
+    const pa = frame.points[a], pb = frame.points[b];
+    if (pa[2] < 0.5 || pb[2] < 0.5) continue;
+    ctx.beginPath(); ctx.moveTo(...at(pa)); ctx.lineTo(...at(pb)); ctx.stroke();
+  }
+  ctx.fillStyle = "rgba(225, 87, 89, 0.95)";
+  for (const p of frame.points) {
+    if (p[2] < 0.5) continue;
+    const [x, y] = at(p);
+    ctx.beginPath(); ctx.arc(x, y, 3.5, 0, 2 * Math.PI); ctx.fill();
+  }
+  ctx.restore();
 }
 
 function barRow(name, p, top) {
@@ -293,3 +341,8 @@ window.addEventListener("dragover", (e) => e.preventDefault());
 window.addEventListener("drop", (e) => e.preventDefault());
 
 loadInfo();
+
+el.clip.addEventListener("timeupdate", drawSkeleton);
+el.clip.addEventListener("seeked", drawSkeleton);
+el.clip.addEventListener("loadedmetadata", drawSkeleton);
+window.addEventListener("resize", drawSkeleton);
