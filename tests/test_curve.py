@@ -103,19 +103,26 @@ def curve_data(tmp_path_factory):
 
 @pytest.mark.slow
 def test_tiny_scratch_curve(curve_data, tmp_path):
-    """Two sizes x one seed of the scratch preset for one epoch each, scored on the held-out clips; a rerun
-    reuses the finished points (how seeds draw differently: test_draws_are_nested_and_seeded)."""
+    """Two sizes of the scratch preset, one seed, one epoch, scored on the held-out clips. The first point is
+    left from an interrupted earlier run, so only the second trains (training is the slow part), and a rerun
+    trains nothing (how seeds draw differently: test_draws_are_nested_and_seeded)."""
     out = tmp_path / "curve"
+    earlier = {"size": 2, "seed": 0, "accuracy": 0.25, "macro_f1": 0.2, "train_accuracy": 0.5, "epochs": 1, "planned_epochs": 1, "seconds": 1.0}
+    (out / "points").mkdir(parents=True)
+    (out / "points" / "n002-seed0.json").write_text(json.dumps(earlier))
     cfg = CurveConfig(data=str(curve_data / "train"), test_data=str(curve_data / "test"), out=str(out), sizes=[2, 4],
                       seeds=1, backbone="scratch", epochs=1, batch_size=4, cache_dir=str(tmp_path / "cache"))
     result = learning_curve(cfg)
     assert [(p["size"], p["seed"]) for p in result.points] == [(2, 0), (4, 0)]
-    assert all(0 <= p["accuracy"] <= 1 and 0 <= p["train_accuracy"] <= 1 and p["epochs"] == 1 for p in result.points)
+    assert result.points[0] == earlier  # reused as it was, not trained again
+    trained = result.points[1]
+    assert 0 <= trained["accuracy"] <= 1 and 0 <= trained["train_accuracy"] <= 1 and trained["epochs"] == 1
+    assert trained["accuracy"] in (0.0, 0.25, 0.5, 0.75, 1.0)  # scored on exactly the 4 held-out clips
     assert result.held_out == 4
     saved = json.loads((out / "curve.json").read_text())
     assert [r["size"] for r in saved["by_size"]] == [2, 4] and saved["summary"] == result.summary
     assert (out / "curve.png").is_file() and len((out / "curve.csv").read_text().splitlines()) == 3
-    assert not (out / "points" / "n002-seed0").exists()  # run folders are removed unless --keep-runs
+    assert not (out / "points" / "n004-seed0").exists()  # run folders are removed unless --keep-runs
     manifest = (out / "manifests" / "n004-seed0.csv").read_text().splitlines()
     assert manifest[0] == "path,label,group" and len(manifest) == 1 + 4 * 2
     again = learning_curve(cfg)  # nothing left to train

@@ -116,7 +116,7 @@ def test_the_page_draws_the_skeleton_over_the_clip(pose_run, tmp_path, live_serv
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     try:
         page.goto(base + "/")
-        page.set_input_files("#file-input", str(REAL / "apply_eye_makeup.avi"))
+        page.set_input_files("#file-input", str(cut(REAL / "apply_eye_makeup.avi", tmp_path / "short.mp4", 0, 50)))  # one window
         expect(page.locator("#top-label")).not_to_be_empty(timeout=60_000)
         expect(page.locator("#skeleton")).to_be_visible()
         # the overlay follows the playing time; a seek redraws it (whether or not this browser plays the codec)

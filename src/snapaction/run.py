@@ -211,6 +211,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -219,7 +220,9 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     ax_loss.set_xlabel("epoch"), ax_loss.set_ylabel("loss"), ax_loss.legend()
     ax_acc.plot(epochs, [r["val_accuracy"] for r in rows], color="tab:green")
     ax_acc.set_xlabel("epoch"), ax_acc.set_ylabel("validation accuracy"), ax_acc.set_ylim(0, 1.02)
-    fig.tight_layout()
+    for ax in (ax_loss, ax_acc):  # epochs are whole numbers: no tick at 1.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.subplots_adjust(left=0.08, right=0.985, bottom=0.14, top=0.96, wspace=0.25)  # fixed: tight_layout cost 0.25 s a run
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
