@@ -251,3 +251,18 @@ def test_eval_with_no_readable_clip_is_one_sentence(tiny_run, tmp_path, capsys):
     assert main(["eval", str(tiny_run), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "none of the 1 clips could be read" in err and "a.mp4" in err
+
+
+def test_eval_warns_when_the_clips_are_the_runs_own_and_says_how_many(tiny_run, tmp_path, capsys):
+    from snapaction.cli import main
+
+    info = json.loads((tiny_run / "snapaction.json").read_text())
+    trained, validated = len(info["clips"]["train"]), len(info["clips"]["val"])
+    assert trained + validated == 12 and validated >= 3  # every clip of data/train, by content
+    assert main(["eval", str(tiny_run), str(tiny_run.parent / "data" / "train"), "--out", str(tmp_path / "own")]) == 0
+    err = capsys.readouterr().err
+    assert f"{trained} of these 12 clips are ones this run trained on and {validated} its validation clips" in err
+    report = json.loads((tmp_path / "own" / "report.json").read_text())
+    assert report["overlap_with_training"] == {"train": trained, "val": validated, "clips": 12}
+    assert main(["eval", str(tiny_run), str(tiny_run.parent / "data" / "test"), "--out", str(tmp_path / "held-out")]) == 0
+    assert "not a held-out figure" not in capsys.readouterr().err

@@ -117,6 +117,17 @@ def test_collect_inputs(tmp_path):
     assert "not a video file" in skipped[0][1] and "no such file" in skipped[1][1]
 
 
+def test_clips_of_one_name_in_different_folders_get_ids_that_differ_and_are_named(tmp_path, caplog):
+    for folder in ("a", "b", "c/b"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "clip.mp4").write_bytes(b"x")
+    inputs = [tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4", tmp_path / "c" / "b" / "clip.mp4"]
+    clips, _ = collect_inputs([str(p) for p in inputs])
+    assert [i for i, _ in clips] == ["a/clip", "b/clip", "c/b/clip"]  # paths from the folder the clips share
+    assert {path for _, path in clips} == set(inputs)
+    assert "share a name" in caplog.text and "a/clip" in caplog.text
+
+
 # --- the command on a trained run ----------------------------------------------------
 
 
@@ -204,6 +215,36 @@ def test_timeline_command(tiny_run, tmp_path, capsys):
     assert all(a["end"] == pytest.approx(b["start"]) for a, b in zip(segments, segments[1:]))
     assert "long: 11 windows" in capsys.readouterr().out
     assert main(["predict", str(tiny_run), str(video), "--timeline", "--csv", "x.csv"]) == 2
+    assert main(["predict", str(tiny_run), str(video), "--timeline", "--threshold", "1.5"]) == 2  # one sentence, no traceback
+    assert "--threshold is a probability" in capsys.readouterr().err
+    # a threshold no window reaches: said plainly, with the best the windows did
+    assert main(["predict", str(tiny_run), str(video), "--timeline", "--window", "1", "--threshold", "1",
+                 "--timeline-dir", str(tmp_path / "t2")]) == 0
+    said = capsys.readouterr().out
+    highest = max(max(w["probabilities"].values()) for w in json.loads((tmp_path / "t2" / "long" / "timeline.json").read_text())["windows"])
+    assert "0 segment(s)" in said and "no window reached --threshold 1 " in said and f"had {highest:.2f}" in said
+
+
+def test_a_near_tie_is_marked_unsure_everywhere_it_is_shown():
+    from snapaction.results import UNSURE_MARGIN, Prediction
+
+    tie = Prediction("pick", {"pick": 0.273, "drop": 0.265, "open": 0.237, "close": 0.225}, 1, 0.1)
+    clear = Prediction("pick", {"pick": 0.70, "drop": 0.10, "open": 0.10, "close": 0.10}, 1, 0.1)
+    assert tie.unsure and tie.margin == pytest.approx(0.008)
+    assert not clear.unsure and clear.margin == pytest.approx(0.60)
+    edge = Prediction("a", {"a": 0.5 + UNSURE_MARGIN / 2 + 1e-6, "b": 0.5 - UNSURE_MARGIN / 2 - 1e-6}, 1, 0.1)
+    assert not edge.unsure  # a lead of exactly the margin (or more) is an answer
+
+
+def test_predict_prints_and_writes_the_unsure_flag(tiny_run, tmp_path, capsys):
+    from snapaction.predict import Predictor
+
+    clip = write_clip(tmp_path / "c.mp4", COLOURS["green"], seed=3)
+    expected = Predictor.load(tiny_run).predict(clip)
+    assert main(["predict", str(tiny_run), str(clip), "--json", str(tmp_path / "p.json")]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("c:")][0]
+    assert ("(unsure" in line) == expected.unsure
+    assert json.loads((tmp_path / "p.json").read_text())["predictions"][0]["unsure"] == expected.unsure
 
 
 # --- validation and prediction see the same pixels ------------------------------

@@ -267,7 +267,7 @@ def test_two_cpu_processes_train_one_model_and_report_a_clip_failing_mid_trainin
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "snapaction", "train", str(train_root),
-        "--val-data", str(colour_clips), "--backbone", "scratch", "--out", str(out), "--epochs", "2",
+        "--val-data", str(colour_clips), "--backbone", "scratch", "--out", str(out), "--epochs", "1",
         "--batch-size", "2", "--num-frames", "4", "--cache-frames", "8", "--lr", "3e-3", "--cache-dir", str(tmp_path / "cache"),
         "--mixup-alpha", "0", "--patience", "0",
     ]
@@ -275,7 +275,7 @@ def test_two_cpu_processes_train_one_model_and_report_a_clip_failing_mid_trainin
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "cut.mp4" in done.stderr  # reported, not silently dropped
     rows = read_metrics(out)
-    assert len(rows) == 2
+    assert len(rows) == 1
     # Red against blue is easy: both processes' halves of every batch must have trained one model.
     assert float(rows[-1]["val_accuracy"]) == 1.0
     assert done.stdout.count("epoch   1") == 1  # only the main process prints

@@ -298,6 +298,16 @@ def test_decoding_time_is_bounded(long_lossless):
         probe(path, timeout=0)
 
 
+def test_the_data_checks_full_decode_counts_every_frame_and_is_bounded_in_time(long_lossless):
+    from snapaction.video import decode_all
+
+    path, frames = long_lossless
+    assert decode_all(path) == len(frames)
+    with pytest.raises(ClipError, match="longer than") as err:
+        decode_all(path, probe(path), timeout=0)
+    assert err.value.path == path
+
+
 def test_a_batch_reports_bad_clips_and_goes_on(tmp_path, lossless):
     good, frames = lossless
     clips = [good, *broken_files(tmp_path, good).values(), good]

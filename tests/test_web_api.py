@@ -242,6 +242,8 @@ def test_predict_returns_every_class_summing_to_one(client, double, clips, uploa
     expected = double.predict(clips["red"]).probabilities
     assert body["probabilities"] == pytest.approx(expected)
     assert body["probabilities"]["red"] > 0.6
+    top, second = sorted(body["probabilities"].values(), reverse=True)[:2]
+    assert body["margin"] == pytest.approx(top - second) and body["unsure"] is (top - second < 0.15)
     assert body["views"] == 1
     assert body["seconds"] > 0
     assert body["duration"] == pytest.approx(0.8, abs=0.05)

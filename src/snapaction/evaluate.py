@@ -361,3 +361,25 @@ def _save(fig, path: str | Path) -> None:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write(Path(path), buf.getvalue())
+
+
+def training_overlap(run_dir: str | Path, samples) -> dict[str, int]:
+    """How many of `samples` (by content, whatever their names) the run trained on and validated on.
+
+    Judging a run on its own training clips measures memory, not recognition;
+    on its validation clips, a figure that already chose the run's best epoch.
+    Empty for a run that did not record its clips. Clips that cannot be read count as neither.
+    """
+    from .run import RunInfo, clip_key
+
+    recorded = RunInfo.load(run_dir).clips
+    if not recorded:
+        return {}
+    train, val = set(recorded.get("train", [])), set(recorded.get("val", []))
+    keys = []
+    for s in samples:
+        try:
+            keys.append(clip_key(s.path))
+        except OSError:
+            continue
+    return {"train": sum(k in train for k in keys), "val": sum(k in val for k in keys), "clips": len(keys)}

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+UNSURE_MARGIN = 0.15
+"""A prediction is *unsure* when its top class leads the runner-up by less than this much probability:
+the model cannot tell those two apart on this clip, so the top class is not an answer to act on."""
+
+
+def margin(probabilities: dict[str, float]) -> float:
+    """Top probability minus the runner-up's (the top one alone when there is a single class)."""
+    top = sorted(probabilities.values(), reverse=True)
+    return float(top[0] - (top[1] if len(top) > 1 else 0.0))
+
 
 @dataclass
 class Prediction:
@@ -18,6 +28,16 @@ class Prediction:
     def ranked(self) -> list[tuple[str, float]]:
         """(class, probability), most likely first."""
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+
+    @property
+    def margin(self) -> float:
+        """How far the top class leads the runner-up."""
+        return margin(self.probabilities)
+
+    @property
+    def unsure(self) -> bool:
+        """True when the top class leads the runner-up by less than `UNSURE_MARGIN`."""
+        return self.margin < UNSURE_MARGIN
 
 
 @dataclass

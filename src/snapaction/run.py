@@ -56,6 +56,9 @@ class RunInfo:
     preprocessing: dict
     config: dict = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
+    clips: dict = field(default_factory=dict)
+    """{"train": [...], "val": [...]}: `clip_key` of every clip the run trained and validated on, so that
+    judging it on one of them is noticed (empty for runs written before it was kept)."""
     versions: dict = field(default_factory=versions)
     format_version: int = FORMAT_VERSION
 
@@ -79,6 +82,18 @@ class RunInfo:
         if info.format_version > FORMAT_VERSION:
             raise RunError(f"{run_dir} was written by a newer SnapAction (format {info.format_version}); upgrade snapaction")
         return info
+
+
+def clip_key(path: str | Path) -> str:
+    """A short key of a clip's content (the first 16 hex digits of its SHA-256): the same clip under any name."""
+    from .data.cache import content_hash
+
+    return content_hash(path)[:16]
+
+
+def clip_keys(samples) -> dict:
+    """`RunInfo.clips` for a `Data`-like object with ``train`` and ``val`` samples."""
+    return {"train": [clip_key(s.path) for s in samples.train], "val": [clip_key(s.path) for s in samples.val]}
 
 
 def is_run(folder: str | Path) -> bool:

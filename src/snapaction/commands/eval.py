@@ -19,6 +19,7 @@ Unreadable clips are reported and skipped.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 HELP = "accuracy, macro-F1, confusion matrix and calibration of a run on labelled clips"
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, DataError
     from ..data.splits import eval_samples
-    from ..evaluate import evaluate, write_eval_report
+    from ..evaluate import evaluate, training_overlap, write_eval_report
     from ..predict import Predictor
 
     if args.views < 1 or args.batch_clips < 1:
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     name = Path(args.split).stem if args.split and Path(args.split).is_file() else Path(args.data.rstrip("/")).stem
     out = Path(args.out) if args.out else Path(args.run) / f"eval-{name}"
     print(f"evaluating {args.run} on {len(samples)} clips of {args.data}" + (f" (split {args.split})" if args.split else ""), flush=True)
+    overlap = training_overlap(args.run, samples)
+    if overlap.get("train") or overlap.get("val"):
+        print(f"warning: {overlap['train']} of these {overlap['clips']} clips are ones this run trained on and {overlap['val']} "
+              "its validation clips (same content); the accuracy below is not a held-out figure: "
+              "judge the run on clips it never saw", file=sys.stderr, flush=True)
     tta = args.views * args.crops > 1
     baseline = evaluate(predictor, samples, 1, 1, args.batch_clips) if tta else None
     result = evaluate(predictor, samples, args.views, args.crops, args.batch_clips)
@@ -56,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         path, reason = result.skipped[0] if result.skipped else (args.data, "no clips")
         raise DataError(f"none of the {len(samples)} clips could be read (first: {path}: {reason}); nothing to evaluate")
     result.skipped = unusable + result.skipped
-    about = {"run": str(args.run), "data": str(args.data), "split": args.split, "backbone": predictor.backbone}
+    about = {"run": str(args.run), "data": str(args.data), "split": args.split, "backbone": predictor.backbone,
+             "overlap_with_training": overlap}
     report = write_eval_report(out, result, baseline, about)
     print(report["summary"])
     print(f"report written to {out}/ (confusion_matrix.png, report.json, misclassified.csv, ...)")

@@ -6,7 +6,9 @@
 PATHs are video files, frame folders (FOLDER/*.jpg), folders of clips, folders
 of class folders, a Kaggle-style test folder of frame folders (ROOT/<id>/*.jpg),
 or CSV manifests (path[,label,group]).
-Every clip gets an id: its file stem or folder name. Unreadable inputs are
+Every clip gets an id: its file stem or folder name (clips that share a name get
+their paths instead, and a warning says so). A prediction whose top class leads
+the runner-up by less than 0.15 is marked unsure. Unreadable inputs are
 skipped and listed at the end; the exit status is non-zero only when nothing
 could be predicted.
 
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.views < 1 or args.batch_clips < 1 or args.top < 0:
         raise ConfigError(f"--views and --batch-clips must be at least 1 and --top at least 0, got {args.views}, {args.batch_clips}, {args.top}")
+    if not 0 <= args.threshold <= 1:
+        raise ConfigError(f"--threshold is a probability in [0, 1], got {args.threshold:g}")
     if args.timeline and (args.csv or args.json):
         raise ConfigError("--csv and --json are for whole-clip predictions; with --timeline every video's windows and segments go to --timeline-dir")
     if not args.backbone and len(args.inputs) < 2:
@@ -79,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{clip_id}: {len(windows)} windows, {len(segments)} segment(s) -> {folder}/")
             for s in segments:
                 print(f"  {s.start:8.2f} - {s.end:8.2f} s  {s.label}  {s.confidence:.3f}")
+            if windows and not segments:
+                highest = max(max(w.probabilities.values()) for w in windows)
+                print(f"  no window reached --threshold {args.threshold:g} (the most confident window's top class had "
+                      f"{highest:.2f}); lower --threshold to see segments, or look at {folder}/windows.csv")
+            elif not windows:
+                print("  no window could be classified (each was logged with the reason)")
             done += 1
     else:
         ids = {path: clip_id for clip_id, path in clips}
@@ -90,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append((ids[path], path, result))
             if args.top:
                 ranked = "  ".join(f"{c} {p:.3f}" for c, p in result.ranked()[: args.top])
-                print(f"{ids[path]}: {ranked}", flush=True)
+                print(f"{ids[path]}: {ranked}" + ("  (unsure: the top two are within 0.15)" if result.unsure else ""), flush=True)
         if args.csv:
             write_csv(args.csv, [(clip_id, result) for clip_id, _, result in rows])
             print(f"wrote {len(rows)} row(s) to {args.csv}")

@@ -17,12 +17,16 @@ clip is listed in `ClipSet.skipped` with the reason; nothing is dropped silently
 from __future__ import annotations
 
 import csv
+import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
 from ..video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_files, natural_key
+
+log = logging.getLogger(__name__)
 
 LAYOUTS = ("videos", "frames", "manifest", "unlabeled")
 
@@ -275,8 +279,27 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
     for k, (clip, base) in enumerate(unique):
         if ids[k] in repeated:
             try:
-                ids[k] = clip.with_suffix("").relative_to(base).as_posix() if clip.is_file() else clip.relative_to(base).as_posix()
+                ids[k] = _id_path(clip).relative_to(base).as_posix()
             except ValueError:
-                ids[k] = clip.with_suffix("").as_posix()
+                ids[k] = _id_path(clip).as_posix()
+    still = {i for i in ids if ids.count(i) > 1}  # same name under different inputs (a/clip.mp4, b/clip.mp4)
+    if still:
+        clashing = [k for k, i in enumerate(ids) if i in still]
+        common = Path(os.path.commonpath([str(unique[k][0].resolve().parent) for k in clashing]))
+        for k in clashing:
+            ids[k] = _id_path(unique[k][0].resolve()).relative_to(common).as_posix()
+    for k, i in enumerate(ids):  # the last resort keeps every id unique: a number
+        n = ids[:k].count(i)
+        if n:
+            ids[k] = f"{i}~{n + 1}"
+    renamed = [i for i, (clip, _) in zip(ids, unique) if i != (clip.stem if clip.is_file() else clip.name)]
+    if renamed:
+        shown = ", ".join(renamed[:4]) + (", ..." if len(renamed) > 4 else "")
+        log.warning("%d clip(s) share a name with another, so their ids are their paths: %s", len(renamed), shown)
     rows = sorted(zip(ids, (clip for clip, _ in unique)), key=lambda r: natural_key(r[0]))
     return rows, skipped
+
+
+def _id_path(clip: Path) -> Path:
+    """A clip's path as its id would show it: without the video extension."""
+    return clip.with_suffix("") if clip.is_file() else clip

@@ -25,7 +25,7 @@ def fit(cfg: TrainConfig) -> TrainResult:
     from ..data.dataset import prepare_data
     from ..pose.landmarks import require_mediapipe
     from ..pose.pipeline import fit_pose
-    from ..run import RunInfo, save_pose_model, write_metrics, write_train_report
+    from ..run import RunInfo, clip_keys, save_pose_model, write_metrics, write_train_report
     from .setup import check_out
 
     started = time.monotonic()
@@ -53,6 +53,7 @@ def fit(cfg: TrainConfig) -> TrainResult:
         sampling={"num_frames": settings.frames, "mode": "uniform", "stride": 1, "grid": None}, preprocessing={},
         config={**to_dict(cfg), "pose": settings.to_dict(), "clip_seconds": data.clip_seconds},
         skipped=[{"path": p, "reason": r} for p, r in skipped],
+        clips=clip_keys(data),
     )
     save_pose_model(run_dir, fitted.model)
     info.save(run_dir)

@@ -71,7 +71,7 @@ def prepare(cfg: TrainConfig) -> Setup:
 
     from ..data.dataset import prepare_data
     from ..models.backbone import load_backbone, preprocessing_for, resolve_sampling
-    from ..run import RunInfo
+    from ..run import RunInfo, clip_keys
 
     started = time.monotonic()
     run_dir = check_out(cfg)
@@ -79,6 +79,10 @@ def prepare(cfg: TrainConfig) -> Setup:
     accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device), gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     # Denormal floats appear once the loss nears the label-smoothing floor and slow CPU kernels several-fold.
+    # numpy reads its float limits lazily and warns when it first does so with denormals flushed: read them first.
+    import numpy as np
+
+    np.finfo(np.float32), np.finfo(np.float64)
     torch.set_flush_denormal(True)
     data = prepare_data(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed)
     model, new_modules = load_backbone(cfg.backbone, data.classes)
@@ -95,5 +99,6 @@ def prepare(cfg: TrainConfig) -> Setup:
         config={**to_dict(cfg), "sampling": to_dict(sampling), "cache_frames": sampling.grid, "lr": cfg.peak_lr,
                 "finetune": cfg.mode, "clip_seconds": data.clip_seconds},
         skipped=[{"path": p, "reason": r} for p, r in data.skipped],
+        clips=clip_keys(data),
     )
     return Setup(cfg, run_dir, accelerator, data, model, new_modules, sampling, preprocessing, info, started)

@@ -67,6 +67,8 @@ class WindowOut(BaseModel):
 class PredictOut(BaseModel):
     label: str = Field(description="the most likely class")
     probabilities: dict[str, float] = Field(description="every class of the run; the values sum to 1")
+    unsure: bool = Field(description="true when the top class leads the runner-up by less than 0.15: the model cannot tell them apart here")
+    margin: float = Field(description="probability of the top class minus that of the runner-up")
     views: int = Field(description="temporal views averaged")
     seconds: float = Field(description="time the model took, decoding included")
     duration: float = Field(description="length of the video in seconds")
@@ -266,6 +268,8 @@ def _infer(predictor, path: Path, clip: VideoInfo, views: int, timeline: bool) -
     out = {
         "label": pred.label,
         "probabilities": {str(k): float(v) for k, v in pred.probabilities.items()},
+        "unsure": bool(pred.unsure),
+        "margin": float(pred.margin),
         "views": int(pred.views),
         "seconds": float(pred.seconds),
         "duration": float(clip.duration),

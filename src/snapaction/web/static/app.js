@@ -14,7 +14,7 @@ const el = {
   result: $("result"), clip: $("clip"), topLabel: $("top-label"), topProbability: $("top-probability"),
   timing: $("timing"), bars: $("bars"), timelineSection: $("timeline-section"),
   timeline: $("timeline"), timelineEnd: $("timeline-end"), legend: $("legend"),
-  skeleton: $("skeleton"),
+  skeleton: $("skeleton"), unsure: $("unsure"),
 };
 
 const state = { info: null, busy: false, clipUrl: null, segments: [], skeleton: null };
@@ -125,6 +125,7 @@ async function classify(blob, name) {
 function clearResult() {
   el.topLabel.textContent = "";
   el.topProbability.textContent = "";
+  el.unsure.hidden = true;
   el.timing.textContent = "";
   el.bars.replaceChildren();
   el.timeline.replaceChildren();
@@ -139,6 +140,12 @@ function render(result, roundTrip) {
   const ranked = Object.entries(result.probabilities).sort((a, b) => b[1] - a[1]);
   el.topLabel.textContent = result.label;
   el.topProbability.textContent = percent(result.probabilities[result.label]);
+  el.unsure.hidden = !result.unsure;
+  if (result.unsure) {
+    const second = ranked.length > 1 ? ranked[1][0] : "";
+    el.unsure.textContent = "Unsure: " + result.label + " leads " + second + " by only "
+      + (100 * result.margin).toFixed(1) + " points; the model cannot tell them apart in this clip.";
+  }
   el.timing.textContent = "Model " + secs(result.seconds) + " · with upload " + secs(roundTrip)
     + " · " + result.views + (result.views === 1 ? " view" : " views")
     + " · video " + secs(result.duration);
