@@ -23,7 +23,7 @@ from snapaction.pose.skeleton import CONNECTIONS, J, MIRROR, NAMES
 from snapaction.pose.synthetic import synthetic_landmarks, synthetic_set
 from snapaction.pose.training import training_pool
 
-REAL = Path("/work/shared/data/real-clips")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-clips"
 needs_real = pytest.mark.skipif(not (REAL / "drink_water.avi").exists(), reason="shared real clips not present")
 FAST = dict(augment_copies=2, temporal_epochs=25, temporal_width=32)
 
