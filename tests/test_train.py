@@ -250,6 +250,44 @@ def write_cut_faststart_clip(path: Path) -> Path:
     return path
 
 
+def test_ctrl_c_says_what_is_kept_and_the_printed_command_resumes_with_the_runs_own_options(colour_clips, tmp_path, monkeypatch, capsys):
+    import shlex
+
+    import snapaction.training.loop as loop
+    from snapaction.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", str(colour_clips), "--backbone", "scratch", "--out", str(out), "--epochs", "3", "--batch-size", "4",
+            "--num-frames", "4", "--cache-frames", "8", "--cache-dir", str(tmp_path / "cache"), "--mixup-alpha", "0",
+            "--checkpoint-minutes", "0", "--patience", "0"]
+    real, calls = loop.validate, {"n": 0}
+
+    def ctrl_c_in_the_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validate", ctrl_c_in_the_third_epoch)
+    assert main(argv) == 130
+    said = capsys.readouterr().out
+    line = [l for l in said.splitlines() if l.startswith("interrupted")][0]
+    assert line.startswith("interrupted during epoch 3: the best epoch so far (")
+    assert "continue from the checkpoint after epoch 2 with: snapaction train --out" in line
+    command = shlex.split(line.split(" with: ", 1)[1])
+    assert command == ["snapaction", "train", "--out", str(out), "--resume"]  # nothing else to repeat
+    monkeypatch.setattr(loop, "validate", real)
+    assert main(command[1:]) == 0
+    rows = read_metrics(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    info = json.loads((out / "snapaction.json").read_text())
+    assert info["backbone"] == "scratch" and info["sampling"]["num_frames"] == 4  # the run's own, not the defaults
+    with pytest.raises(ConfigError, match="was trained with --backbone scratch, not MCG"):
+        from snapaction.training.config import train_config
+
+        train_config({"out": str(out), "resume": True, "backbone": "MCG-NJU/videomae-base"})
+
+
 def test_two_cpu_processes_train_one_model_and_report_a_clip_failing_mid_training(colour_clips, tmp_path):
     """One `accelerate launch` of two processes (launching costs most of the time, so one run checks both):
     the processes train one model together, and a clip that probes well but fails to decode is reported

@@ -485,8 +485,12 @@ def test_serve_refuses_to_start_without_a_valid_run(monkeypatch, tmp_path):
     fake_predict_module(monkeypatch, load)
     started = []
     monkeypatch.setattr("snapaction.web.app.serve", lambda *a, **k: started.append(a))
-    with pytest.raises(RunError, match="is not a run folder"):
+    with pytest.raises(RunError, match="does not exist"):  # said from the folder alone, before any loading
         serve.run(serve_args(str(tmp_path / "nothing")))
+    run_file_only = tmp_path / "run"
+    write_run_file(run_file_only)
+    with pytest.raises(RunError, match="is not a run folder"):  # the predictor's own refusal
+        serve.run(serve_args(str(run_file_only)))
     assert started == []
 
 
@@ -498,8 +502,17 @@ def test_serve_refuses_a_folder_that_is_not_a_run_with_the_real_predictor(tmp_pa
         serve.run(serve_args(str(tmp_path)))
 
 
+def write_run_file(folder: Path) -> Path:
+    """A run folder's snapaction.json only: enough for the command's first check, not a model."""
+    from snapaction.run import RunInfo
+
+    RunInfo(classes=["red", "blue"], backbone="scratch", finetune="full", weights="model",
+            sampling={"num_frames": 4}, preprocessing={}).save(folder)
+    return folder
+
+
 @pytest.mark.parametrize("host, warned", [("127.0.0.1", False), ("localhost", False), ("0.0.0.0", True)])
-def test_serve_warns_when_listening_beyond_this_machine(monkeypatch, capsys, host, warned):
+def test_serve_warns_when_listening_beyond_this_machine(monkeypatch, capsys, host, warned, tmp_path):
     from snapaction.commands import serve
 
     fake_predict_module(monkeypatch, lambda run_dir, device=None: MeanColourPredictor())
@@ -510,7 +523,7 @@ def test_serve_warns_when_listening_beyond_this_machine(monkeypatch, capsys, hos
         sock.close()
 
     monkeypatch.setattr("snapaction.web.app.serve", fake_serve)
-    assert serve.run(serve_args("runs/x", "--host", host, "--port", "0")) == 0
+    assert serve.run(serve_args(str(write_run_file(tmp_path / "x")), "--host", host, "--port", "0")) == 0
     out, err = capsys.readouterr()
     assert len(served) == 1
     assert ("warning: listening on 0.0.0.0" in err) == warned

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .config import check, option
+
+if TYPE_CHECKING:
+    import torch
 
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale
 
@@ -79,6 +81,8 @@ def random_resized_crop(
 def resize(video: torch.Tensor, out_size: tuple[int, int] | int) -> torch.Tensor:
     """Every frame resized to `out_size` ``(height, width)`` (an int: square): ``(T, C, H, W) -> (T, C, out_h, out_w)``."""
     size = (out_size, out_size) if isinstance(out_size, int) else tuple(out_size)
+    import torch.nn.functional as F  # here, so the options can be read (and --help built) without torch
+
     return F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
@@ -140,6 +144,8 @@ def mixup(
     if alpha <= 0:
         return videos, targets
     lam = float(rng.beta(alpha, alpha))
+    import torch
+
     perm = torch.from_numpy(rng.permutation(len(videos))).to(videos.device)
     return lam * videos + (1 - lam) * videos[perm], lam * targets + (1 - lam) * targets[perm.to(targets.device)]
 

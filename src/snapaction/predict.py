@@ -68,13 +68,14 @@ class Predictor:
     @classmethod
     def from_backbone(cls, backbone: str, device: str | None = None) -> "Predictor":
         """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot."""
+        from .models.hub import resolve_backbone
+
+        folder = resolve_backbone(backbone)  # before the model libraries load: a missing one is said at once
         from transformers import AutoModelForVideoClassification
 
         from .models import scratch  # noqa: F401  registers the scratch architecture
-        from .models.backbone import resolve_backbone
         from .preprocess import Preprocessing
 
-        folder = resolve_backbone(backbone)
         model = AutoModelForVideoClassification.from_pretrained(folder)
         id2label = model.config.id2label
         classes = [id2label[i] for i in range(len(id2label))]

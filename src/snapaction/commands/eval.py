@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.layout import check_root
+    from ..run import RunInfo
+
+    RunInfo.load(args.run)  # wrong folders are said at once, before the model libraries load
+    if not args.split:
+        check_root(args.data)
     from ..errors import ConfigError, DataError
     from ..data.splits import eval_samples
     from ..evaluate import evaluate, training_overlap, write_eval_report

@@ -53,8 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.layout import collect_inputs
     from ..errors import ClipError, ConfigError
+    from ..run import RunInfo
+
+    if not args.backbone and len(args.inputs) < 2:
+        raise ConfigError("pass a run folder and then at least one clip or folder (or --backbone CHECKPOINT and clips)")
+    if not args.backbone:
+        RunInfo.load(args.inputs[0])  # a folder that is not a run is said at once, before the model libraries load
+    else:
+        from ..models.hub import check_backbone
+
+        check_backbone(args.backbone)  # so is a checkpoint that is not on this machine
+    from ..data.layout import collect_inputs
     from ..predict import load_predictor, write_csv, write_json
 
     if args.views < 1 or args.batch_clips < 1 or args.top < 0:
@@ -63,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold is a probability in [0, 1], got {args.threshold:g}")
     if args.timeline and (args.csv or args.json):
         raise ConfigError("--csv and --json are for whole-clip predictions; with --timeline every video's windows and segments go to --timeline-dir")
-    if not args.backbone and len(args.inputs) < 2:
-        raise ConfigError("pass a run folder and then at least one clip or folder (or --backbone CHECKPOINT and clips)")
     paths = args.inputs if args.backbone else args.inputs[1:]
     predictor = load_predictor(args.inputs[0], args.backbone, args.device)  # with --backbone, inputs[0] is a clip
     clips, skipped = collect_inputs(paths)

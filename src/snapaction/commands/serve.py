@@ -36,18 +36,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import Predictor
+    from ..run import RunInfo
+
+    RunInfo.load(args.run)  # a wrong folder is one sentence at once, before anything heavy is loaded
     from ..web.app import bind_socket, create_app, is_loopback, serve, url
 
-    predictor = Predictor.load(args.run, device=args.device)  # RunError: one sentence, exit status 2
-    app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue)
+    sock = bind_socket(args.host, args.port)  # a busy port, too, is said before the weights are loaded
+    try:
+        from ..predict import Predictor
+
+        predictor = Predictor.load(args.run, device=args.device)  # RunError: one sentence, exit status 2
+        app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue)
+    except BaseException:
+        sock.close()
+        raise
     if not is_loopback(args.host):
         print(
             f"warning: listening on {args.host} lets other machines on the network use this app, "
             "and it has no login; use --host 127.0.0.1 to keep it on this machine.",
             file=sys.stderr,
         )
-    sock = bind_socket(args.host, args.port)
     port = sock.getsockname()[1]
     host = args.host.strip("[]")
     where = url(host, port)

@@ -10,6 +10,7 @@ Examples:
   snapaction train clips/ --backbone scratch --out runs/demo  # small model, no download
   snapaction train clips/ --backbone ./my-pretrained --finetune probe
   snapaction train clips/ --backbone pose --out runs/gym      # people: body landmarks, no download
+  snapaction train --out runs/kitchen --resume                # continue an interrupted run with its own options
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..augment import Augment
     from ..config import add_arguments as add_config
     from ..data.sampling import Sampling
-    from ..models.backbone import LoraSettings
+    from ..models.settings import LoraSettings
     from ..pose.settings import PoseSettings
     from ..training.config import TrainConfig
 
-    parser.add_argument("data", help="folder of class folders, or a CSV manifest path,label[,group]")
+    parser.add_argument("data", nargs="?", default=None,
+                        help="folder of class folders, or a CSV manifest path,label[,group] (with --resume: the run's own, when left out)")
     add_config(parser, TrainConfig, "training")
     add_config(parser, Sampling, "frame sampling (default: the backbone's own)")
     add_config(parser, Augment, "augmentation (training only)")
@@ -36,10 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import train
+    from ..data.layout import check_root
+
+    from ..models.hub import check_backbone
     from ..training.config import train_config
 
-    result = train(train_config(vars(args)))
+    cfg = train_config(vars(args))
+    check_backbone(cfg.backbone)  # a missing backbone or extra, then wrong paths, are said at once,
+    for where in (cfg.data, cfg.val_data):  # before the model libraries load and the clips are read
+        if where:
+            check_root(where)
+    from ..training import train
+
+    result = train(cfg)
     print(
         f"best validation accuracy {result.val_accuracy:.3f} (epoch {result.best_epoch} of {result.epochs_run}, "
         f"{result.seconds / 60:.1f} min); run written to {result.run_dir}"

@@ -62,14 +62,21 @@ def scan(root: str | Path) -> ClipSet:
 
     Raises `DataError` when `root` is missing, empty, or holds no clip at all.
     """
+    root = check_root(root)
+    return _scan_manifest(root) if root.is_file() else _scan_folder(root)
+
+
+def check_root(root: str | Path) -> Path:
+    """`root` as a Path when it can be a dataset (a folder or a .csv manifest); `DataError` in one sentence when not.
+
+    Cheap: commands call it before importing anything heavy, so a wrong path is said at once.
+    """
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root} does not exist; {_WHERE}.")
-    if root.is_file():
-        if root.suffix.lower() != ".csv":
-            raise DataError(f"{root} is a file but not a .csv manifest; pass a dataset folder or a manifest with rows path,label[,group].")
-        return _scan_manifest(root)
-    return _scan_folder(root)
+    if root.is_file() and root.suffix.lower() != ".csv":
+        raise DataError(f"{root} is a file but not a .csv manifest; pass a dataset folder or a manifest with rows path,label[,group].")
+    return root
 
 
 def group_of(path: Path, relative: str) -> str:

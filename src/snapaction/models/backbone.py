@@ -10,48 +10,18 @@ Input layout: ``pixel_values`` float32 (B, T, C, H, W), normalised.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from ..config import check, option
 from ..data.sampling import Sampling
 from ..errors import BackboneError, ConfigError
-from .hub import resolve_backbone as _resolve
-from .presets import preset, preset_names
+from .hub import resolve_backbone  # noqa: F401  the one resolver, imported from here too
+from .presets import preset
+from .settings import DEFAULT_BACKBONE, FINETUNE_MODES, LoraSettings  # noqa: F401  (their home; imported from here too)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BACKBONE = "MCG-NJU/videomae-base"
-FINETUNE_MODES = ("lora", "full", "probe")
-@dataclass(frozen=True)
-class LoraSettings:
-    """Where LoRA adapters go and how big they are."""
-
-    lora_rank: int = option(16, "LoRA rank r")
-    lora_alpha: int = option(32, "LoRA scaling alpha (effective scale alpha / r)")
-    lora_dropout: float = option(0.1, "dropout on the LoRA input")
-    lora_targets: list[str] = option(["query", "value"], "names of the linear layers that get adapters")
-    lora_layers: list[int] | None = option(None, "indices of the transformer layers that get adapters (all when unset)")
-
-    def __post_init__(self):
-        problems = []
-        if self.lora_rank < 1:
-            problems.append(f"lora_rank must be at least 1, got {self.lora_rank}")
-        if self.lora_alpha <= 0:
-            problems.append(f"lora_alpha must be positive, got {self.lora_alpha}")
-        if not 0 <= self.lora_dropout < 1:
-            problems.append(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if not self.lora_targets:
-            problems.append("lora_targets must name at least one layer")
-        check(problems, "LoRA settings")
-
-
-def resolve_backbone(backbone: str) -> str:
-    """The local folder of a hub id or folder (see `snapaction.models.hub.resolve_backbone`)."""
-    return _resolve(backbone, alternative=f"--backbone {preset_names()}, which need no download")
-
 
 def load_backbone(backbone: str, classes: list[str]) -> tuple[nn.Module, list[str]]:
     """The backbone with a fresh head for `classes`, and the names of the modules that are new.

@@ -28,13 +28,16 @@ def offline() -> bool:
     return bool(hub.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True", "ON", "YES")
 
 
-def resolve_backbone(backbone: str, alternative: str = "") -> str:
+def resolve_backbone(backbone: str) -> str:
     """A local folder holding the backbone's files: the folder itself, or its copy in the local hub cache.
 
     Downloads once when the hub is reachable and not switched off. Raises
     `BackboneError` in one sentence when it is on neither, saying how to get it
-    (and `alternative`, a way that needs no download).
+    (and naming the presets, which need no download). Loads no model library.
     """
+    from .presets import preset_names
+
+    alternative = f"--backbone {preset_names()}, which need no download"
     path = Path(backbone).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -58,3 +61,15 @@ def resolve_backbone(backbone: str, alternative: str = "") -> str:
         f"connected machine with `hf download {backbone}` (the hub cache is ~/.cache/huggingface), or pass "
         f"--backbone a local folder" + (f", or {alternative}" if alternative else "")
     )
+
+
+def check_backbone(backbone: str) -> None:
+    """Raise at once, without loading a model library, when `backbone` cannot be used here: a preset whose
+    extra is not installed, or a hub id or folder that is not on this machine (and cannot be downloaded)."""
+    from .presets import preset
+
+    named = preset(backbone)
+    if named is None:
+        resolve_backbone(backbone)
+    elif named.available is not None:
+        named.available()

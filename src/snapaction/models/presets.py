@@ -29,6 +29,8 @@ class Preset:
     """`snapaction.preprocess.Preprocessing` fields (None for a model that does not see pixels)."""
     build: Callable[[list[str]], tuple[object, list[str]]] | None
     """classes -> (model with a fresh head, names of its new modules); None for a preset with its own trainer."""
+    available: Callable[[], None] | None = None
+    """Raises, in one sentence with the install command, when what the preset needs is not installed."""
     trainer: str = "video"
     """'video': the fine-tuning loop on pixels (`snapaction.training.loop`); 'pose': landmarks and a
     classifier of their own (`snapaction.training.pose`)."""
@@ -54,6 +56,12 @@ def _build_scratch(classes: list[str]):
     return C3DForVideoClassification(config), ["classifier"]
 
 
+def _require_mediapipe() -> None:
+    from ..pose.landmarks import require_mediapipe
+
+    require_mediapipe()
+
+
 PRESETS: dict[str, Preset] = {
     "scratch": Preset(
         name="scratch",
@@ -74,6 +82,7 @@ PRESETS: dict[str, Preset] = {
         sampling=Sampling(num_frames=16, mode="uniform"),
         preprocessing=None,
         build=None,
+        available=_require_mediapipe,
         trainer="pose",
         # seconds per model once landmarks are cached
         curve_minutes=2.0,

@@ -9,7 +9,7 @@ from ..augment import Augment
 from ..config import check, option
 from ..data.sampling import Sampling
 from ..errors import ConfigError
-from ..models.backbone import DEFAULT_BACKBONE, FINETUNE_MODES, LoraSettings
+from ..models.settings import DEFAULT_BACKBONE, FINETUNE_MODES, LoraSettings
 from ..models.presets import preset, preset_names
 from ..pose.settings import PoseSettings
 
@@ -129,6 +129,10 @@ def train_config(values: dict) -> TrainConfig:
     """
     import dataclasses
 
+    values = {k: v for k, v in values.items() if not (k == "data" and v is None)}
+    if values.get("resume"):
+        values = _with_saved_options(values)
+
     def pick(cls) -> dict:
         names = {f.name for f in dataclasses.fields(cls)}
         return {k: v for k, v in values.items() if k in names}
@@ -136,3 +140,31 @@ def train_config(values: dict) -> TrainConfig:
     sampling = {k: v for k, v in values.items() if k in SAMPLING_FIELDS}
     return TrainConfig(**{**pick(TrainConfig), "sampling": sampling, "augment": Augment(**pick(Augment)),
                           "lora": LoraSettings(**pick(LoraSettings)), "pose": PoseSettings(**pick(PoseSettings))})
+
+
+_NESTED = ("sampling", "augment", "lora", "pose")
+
+
+def _with_saved_options(given: dict) -> dict:
+    """For ``--resume``: the options the run in ``given['out']`` was started with, and the ones given now on top.
+
+    So ``snapaction train --out RUN --resume`` needs nothing else: data, backbone, sampling
+    and every setting come from the run's snapaction.json. A different backbone or mode
+    cannot continue the same weights: that is an error naming both.
+    """
+    from ..errors import ConfigError, RunError
+    from ..run import RunInfo
+
+    out = given.get("out", TrainConfig.__dataclass_fields__["out"].default)
+    try:
+        saved = dict(RunInfo.load(out).config)
+    except RunError as err:
+        raise ConfigError(f"nothing to resume: {err}") from None
+    for name in ("backbone", "finetune"):
+        if name in given and given[name] is not None and saved.get(name) not in (None, given[name]):
+            raise ConfigError(f"{out} was trained with --{name} {saved[name]}, not {given[name]}: leave --{name} out to "
+                              f"continue it, or start a new run with another --out")
+    flat = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__ and k not in _NESTED}
+    nested = {k: v for name in ("augment", "lora", "pose") for k, v in (saved.get(name) or {}).items()}
+    sampling = {k: v for k, v in (saved.get("sampling") or {}).items() if k in SAMPLING_FIELDS}
+    return {**flat, **nested, **sampling, **given, "out": out, "resume": True}

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..config import check, option, same_as
 from ..errors import DataError
-from ..models.backbone import FINETUNE_MODES
+from ..models.settings import FINETUNE_MODES
 from ..models.presets import PRESETS, preset
 from .config import TrainConfig
 

@@ -47,10 +47,10 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def fit(setup: Setup) -> TrainResult:
     """The training loop of LoRA and full fine-tuning: epochs of steps, validation, best-weights saving, checkpoints."""
-    from tqdm.auto import tqdm
-
     from ..data.dataset import EpochSampler, collate_clips
     from ..models.backbone import apply_lora, count_parameters
+    from tqdm.auto import tqdm
+
     from ..run import load_checkpoint, plot_curves, save_checkpoint, save_weights, write_metrics, write_train_report
 
     cfg, accelerator, data, run_dir, info = setup.cfg, setup.accelerator, setup.data, setup.run_dir, setup.info
@@ -86,72 +86,79 @@ def fit(setup: Setup) -> TrainResult:
     num_classes = len(data.classes)
     epoch_started = time.monotonic() - state["seconds"]
     last_checkpoint = time.monotonic()
-    for epoch in range(state["epoch"], cfg.epochs):
-        t0 = time.monotonic()
-        # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
-        # resume: give it the real epoch so a resumed run replays exactly the same batches.
-        train_loader.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
-        model.train()
-        losses = []
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not accelerator.is_local_main_process)
-        for batch in bar:
-            if skip_batch(batch, accelerator):  # every clip of a batch failed to decode (each was reported)
-                continue
-            videos, targets = batch
-            soft = smooth_targets(targets, num_classes, cfg.label_smoothing)
-            videos, soft = cfg.augment.mix(videos, soft, mix_rng)
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    logits = model(pixel_values=videos).logits
-                loss = soft_cross_entropy(logits, soft)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.clip_grad > 0:
-                    accelerator.clip_grad_norm_(params, cfg.clip_grad)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        val = validate(model, val_loader, accelerator)
-        train_loss = float(accelerator.gather_for_metrics(torch.tensor([np.mean(losses) if losses else math.nan])).mean())
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": round(train_loss, 5),
-            "val_loss": round(val["loss"], 5),
-            "val_accuracy": round(val["accuracy"], 5),
-            "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
-            "seconds": round(time.monotonic() - t0, 2),
-        }
-        state["rows"].append(row)
-        improved = is_better(val["accuracy"], val["loss"], state["best_accuracy"], state["best_loss"])
-        if improved:
-            state.update(best_accuracy=val["accuracy"], best_loss=val["loss"], best_epoch=epoch + 1, bad_epochs=0)
+    checkpointed = state["epoch"] if cfg.resume else 0  # the epoch the newest checkpoint holds
+    try:
+        for epoch in range(state["epoch"], cfg.epochs):
+            t0 = time.monotonic()
+            # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
+            # resume: give it the real epoch so a resumed run replays exactly the same batches.
+            train_loader.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
+            model.train()
+            losses = []
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not accelerator.is_local_main_process)
+            for batch in bar:
+                if skip_batch(batch, accelerator):  # every clip of a batch failed to decode (each was reported)
+                    continue
+                videos, targets = batch
+                soft = smooth_targets(targets, num_classes, cfg.label_smoothing)
+                videos, soft = cfg.augment.mix(videos, soft, mix_rng)
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        logits = model(pixel_values=videos).logits
+                    loss = soft_cross_entropy(logits, soft)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.clip_grad > 0:
+                        accelerator.clip_grad_norm_(params, cfg.clip_grad)
+                    optimizer.step()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
+                    optimizer.zero_grad()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            val = validate(model, val_loader, accelerator)
+            train_loss = float(accelerator.gather_for_metrics(torch.tensor([np.mean(losses) if losses else math.nan])).mean())
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": round(train_loss, 5),
+                "val_loss": round(val["loss"], 5),
+                "val_accuracy": round(val["accuracy"], 5),
+                "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
+                "seconds": round(time.monotonic() - t0, 2),
+            }
+            state["rows"].append(row)
+            improved = is_better(val["accuracy"], val["loss"], state["best_accuracy"], state["best_loss"])
+            if improved:
+                state.update(best_accuracy=val["accuracy"], best_loss=val["loss"], best_epoch=epoch + 1, bad_epochs=0)
+                if accelerator.is_main_process:
+                    save_weights(accelerator.unwrap_model(model), run_dir, cfg.mode)
+                    info.save(run_dir)
+            else:
+                state["bad_epochs"] += 1
+            accelerator.print(
+                f"epoch {epoch + 1:3d}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}  "
+                f"val acc {val['accuracy']:.3f}  lr {row['lr']}  {row['seconds']:.1f}s" + ("  *" if improved else "")
+            )
+            state["epoch"] = epoch + 1
+            state["seconds"] = time.monotonic() - epoch_started
+            stop = cfg.patience and state["bad_epochs"] >= cfg.patience
+            out_of_time = cfg.max_minutes is not None and state["seconds"] > cfg.max_minutes * 60
             if accelerator.is_main_process:
-                save_weights(accelerator.unwrap_model(model), run_dir, cfg.mode)
-                info.save(run_dir)
-        else:
-            state["bad_epochs"] += 1
-        accelerator.print(
-            f"epoch {epoch + 1:3d}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}  "
-            f"val acc {val['accuracy']:.3f}  lr {row['lr']}  {row['seconds']:.1f}s" + ("  *" if improved else "")
-        )
-        state["epoch"] = epoch + 1
-        state["seconds"] = time.monotonic() - epoch_started
-        stop = cfg.patience and state["bad_epochs"] >= cfg.patience
-        out_of_time = cfg.max_minutes is not None and state["seconds"] > cfg.max_minutes * 60
+                write_metrics(run_dir, state["rows"])
+            last = stop or out_of_time or epoch + 1 == cfg.epochs
+            if last or time.monotonic() - last_checkpoint >= cfg.checkpoint_minutes * 60:
+                save_checkpoint(accelerator, run_dir, state)
+                checkpointed = state["epoch"]
+                last_checkpoint = time.monotonic()
+            if stop or out_of_time:
+                accelerator.print(f"stopping: {'no better validation accuracy for %d epochs' % cfg.patience if stop else 'time budget reached'}")
+                break
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on, then stop as asked
         if accelerator.is_main_process:
-            write_metrics(run_dir, state["rows"])
-        last = stop or out_of_time or epoch + 1 == cfg.epochs
-        if last or time.monotonic() - last_checkpoint >= cfg.checkpoint_minutes * 60:
-            save_checkpoint(accelerator, run_dir, state)
-            last_checkpoint = time.monotonic()
-        if stop or out_of_time:
-            accelerator.print(f"stopping: {'no better validation accuracy for %d epochs' % cfg.patience if stop else 'time budget reached'}")
-            break
+            print(interrupted_message(run_dir, state, checkpointed), flush=True)
+        raise
 
     result = TrainResult(run_dir, state["best_epoch"], state["best_accuracy"], state["best_loss"], state["epoch"],
                          time.monotonic() - setup.started, data.skipped)
@@ -160,6 +167,19 @@ def fit(setup: Setup) -> TrainResult:
         plot_curves(run_dir, state["rows"])
     accelerator.wait_for_everyone()
     return result
+
+
+def interrupted_message(run_dir, state: dict, checkpointed: int) -> str:
+    """What an interrupted run has kept, and the command that continues it."""
+    import shlex
+
+    kept = (f"the best epoch so far ({state['best_epoch']}, validation accuracy {state['best_accuracy']:.3f}) is saved in {run_dir}"
+            if state["best_epoch"] else f"no epoch finished, so {run_dir} holds no weights yet")
+    if checkpointed:
+        how = f"continue from the checkpoint after epoch {checkpointed} with: snapaction train --out {shlex.quote(str(run_dir))} --resume"
+    else:
+        how = "no checkpoint was written yet, so a new run starts over (choose another --out, or remove this folder)"
+    return f"interrupted during epoch {state['epoch'] + 1}: {kept}; {how}"
 
 
 def skip_batch(batch, accelerator) -> bool:

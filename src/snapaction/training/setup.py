@@ -70,11 +70,14 @@ def prepare(cfg: TrainConfig) -> Setup:
     from accelerate.utils import set_seed
 
     from ..data.dataset import prepare_data
-    from ..models.backbone import load_backbone, preprocessing_for, resolve_sampling
+    from ..models.backbone import load_backbone, preprocessing_for, resolve_backbone, resolve_sampling
+    from ..models.presets import preset
     from ..run import RunInfo, clip_keys
 
     started = time.monotonic()
     run_dir = check_out(cfg)
+    if preset(cfg.backbone) is None:  # a backbone that is not on this machine is said before the data is read
+        resolve_backbone(cfg.backbone)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device), gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
