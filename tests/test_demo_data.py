@@ -289,3 +289,18 @@ def test_command_writes_and_prints_where_and_how_many(tmp_path, capsys):
     assert "pick 2  drop 2  open 2  close 2" in printed and "pick 1  drop 1  open 1  close 1" in printed
     assert str((out / "train").resolve()) in printed and str((out / "test").resolve()) in printed
     assert probe(out / "train" / "open" / "open_001.mp4").num_frames == 8
+
+
+def test_writing_the_same_demo_dataset_again_encodes_nothing(tmp_path, monkeypatch):
+    import snapaction.demo.dataset as demo_dataset
+
+    out = tmp_path / "demo"
+    write_demo_dataset(out, **SMALL, workers=1)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
+    monkeypatch.setattr(demo_dataset, "_write_one", lambda job: pytest.fail("encoded a clip that was already there"))
+    again = write_demo_dataset(out, **SMALL, workers=1)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before and again.counts["train"]["pick"] == SMALL["clips_per_class"]
+    (out / "train" / "pick" / "pick_000.mp4").unlink()  # one clip gone: written again, whole
+    monkeypatch.undo()
+    write_demo_dataset(out, **SMALL, workers=1)
+    assert len(list(out.rglob("*.mp4"))) == len(before)

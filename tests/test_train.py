@@ -353,3 +353,50 @@ def test_the_resolved_sampling_is_printed_and_saved(tiny_run):
     preset = PRESETS["scratch"].sampling
     assert saved["sampling"] == {"num_frames": preset.num_frames, "mode": preset.mode, "stride": preset.stride, "grid": 16}
     assert saved["config"]["sampling"] == saved["sampling"]
+
+
+def test_the_schedule_is_fitted_to_whichever_ends_first_epochs_or_the_budget():
+    from snapaction.training.recipe import fit_to_budget
+
+    assert fit_to_budget(30, [], 300.0) == 30 and fit_to_budget(30, [10.0], None) == 30
+    assert fit_to_budget(30, [20.0, 10.0, 10.0], 300.0) == 3 + 26  # the first epoch's decoding is not the pace
+    assert fit_to_budget(30, [20.0, 10.0, 10.0], 10_000.0) == 30  # never more than asked
+    assert fit_to_budget(30, [100.0], 60.0) == 1  # no room left: what has run
+
+
+class FakeClock:
+    """Seconds that pass only when an epoch's validation runs: `seconds_per_epoch` each."""
+
+    def __init__(self, seconds_per_epoch: float):
+        self.now, self.step = 0.0, seconds_per_epoch
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("slowness", [1, 5])
+def test_a_time_budget_ends_training_at_the_bottom_of_its_schedule_and_says_so(colour_clips, tmp_path, monkeypatch, slowness, capsys):
+    """The same 1-minute budget on a machine 5x slower: fewer epochs, but each run's schedule ends at lr 0."""
+    import snapaction.training.loop as loop
+
+    clock = FakeClock(12.0 * slowness)
+    real_validate = loop.validate
+
+    def validate_taking_time(*args, **kwargs):
+        clock.now += clock.step
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "clock", clock)
+    monkeypatch.setattr(loop, "validate", validate_taking_time)
+    out = tmp_path / f"budget{slowness}"
+    result = train(tiny_config(colour_clips, out, epochs=20, max_minutes=1.0))
+    rows = read_metrics(out)
+    expected = 5 if slowness == 1 else 1  # 60 s at 12 s an epoch; at 60 s an epoch, one
+    assert len(rows) == expected and result.epochs_run == expected and result.stopped_by == "budget"
+    if expected > 1:  # re-planned from the first epoch's pace on: laid out for the epochs the budget allowed
+        assert float(rows[-1]["lr"]) == 0.0
+    assert clock.now <= 60.0 + 1e-9  # and no epoch started that the budget had no room for
+    report = json.loads((out / "report.json").read_text())
+    assert report["stopped_by"] == "budget" and report["epochs_asked"] == 20 and report["epochs_run"] == expected
+    said = capsys.readouterr().out
+    assert f"ran {expected} of the 20 asked for" in said

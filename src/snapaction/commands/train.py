@@ -51,8 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from ..training import train
 
     result = train(cfg)
+    ran = f"{result.epochs_run} epochs run"
+    if result.stopped_by == "budget":
+        ran += f" of the {result.epochs_asked} asked for: --max-minutes ended it"
+    elif result.stopped_by == "patience":
+        ran += f" of {result.epochs_asked}: no better epoch for --patience epochs"
     print(
-        f"best validation accuracy {result.val_accuracy:.3f} (epoch {result.best_epoch} of {result.epochs_run}, "
+        f"best validation accuracy {result.val_accuracy:.3f} at epoch {result.best_epoch} ({ran}; "
         f"{result.seconds / 60:.1f} min); run written to {result.run_dir}"
     )
     if result.skipped:

@@ -93,7 +93,8 @@ def write_demo_dataset(
     """Write the demo dataset to `out` (train and test splits) and describe it.
 
     `out` must be missing, empty, or a demo dataset written before (its clips
-    are then replaced). Any other content raises `DataError` and nothing is
+    are then replaced, or kept as they are when it was written whole with the
+    same settings and version, so a rerun encodes nothing). Any other content raises `DataError` and nothing is
     touched. `workers` processes encode clips in parallel (default: one per
     CPU core, at most 8).
     """
@@ -101,6 +102,9 @@ def write_demo_dataset(
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers!r}; leave it out to use one per CPU core")
     root = Path(out)
+    if _already_written(root, spec):
+        log.info("reusing the demo clips already in %s (same settings, every clip complete)", root)
+        return DemoDataset(root, root / "train", root / "test", CLASSES, spec.counts())
     _clear_previous(root)
     jobs = [
         (str(root / split / kind / f"{kind}_{i:03d}.mp4"), split, kind, i, spec)
@@ -161,6 +165,21 @@ def _write_marker(root: Path, marker: dict) -> None:
     tmp = root / (MARKER + ".part")
     tmp.write_text(json.dumps(marker, indent=1) + "\n")
     os.replace(tmp, root / MARKER)
+
+
+def _already_written(root: Path, spec) -> bool:
+    """True when `root` holds a complete demo dataset written by this version with `spec`, every clip present."""
+    try:
+        marker = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    same = marker.get("complete") and marker.get("spec") == to_dict(spec) and marker.get("snapaction") == __version__
+    if not same:
+        return False
+    folders = {root / split for split in SPLITS} | {root / split / kind for split in SPLITS for kind in CLASSES}
+    listed = {root / name for name in marker.get("files", [])}
+    found = {p for p in root.rglob("*") if p != root / MARKER and not (p in folders and p.is_dir())}
+    return found == listed and all(p.is_file() for p in listed)  # nothing missing, nothing anyone else put there
 
 
 def _clear_previous(root: Path) -> None:

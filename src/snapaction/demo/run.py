@@ -20,6 +20,8 @@ class DemoResult:
     test_accuracy: float
     test_clips: int
     minutes: float
+    training: object = None
+    """The `TrainResult`: epochs run and asked for, and what stopped training."""
 
 
 def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per_class: int = 25,
@@ -34,6 +36,7 @@ def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per
     started = time.monotonic()
     out = Path(out)
     demo = write_demo_dataset(out / "data", clips_per_class=clips_per_class, test_clips_per_class=test_clips_per_class, seed=seed)
+    _replace_previous_demo_run(out / "run", demo.train_dir)
     config = TrainConfig(
         data=str(demo.train_dir),
         out=str(out / "run"),
@@ -55,4 +58,25 @@ def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per
         if hasattr(prediction, "label"):
             total += 1
             correct += prediction.label == sample.label
-    return DemoResult(result.run_dir, demo.root, result.val_accuracy, correct / max(total, 1), total, (time.monotonic() - started) / 60)
+    return DemoResult(result.run_dir, demo.root, result.val_accuracy, correct / max(total, 1), total,
+                      (time.monotonic() - started) / 60, result)
+
+
+def _replace_previous_demo_run(run_dir: Path, train_dir: Path) -> None:
+    """The demo trains a new run each time: remove the run a previous demo left in `run_dir`.
+
+    Only a run trained on this demo's own clips is removed; any other folder there stops the
+    demo with a sentence, and nothing is deleted.
+    """
+    import shutil
+
+    from ..errors import ConfigError
+    from ..run import RunInfo, is_run
+
+    if not run_dir.exists():
+        return
+    if is_run(run_dir) and Path(RunInfo.load(run_dir).config.get("data", "")).resolve() == train_dir.resolve():
+        log.info("replacing the previous demo run in %s", run_dir)
+        shutil.rmtree(run_dir)
+        return
+    raise ConfigError(f"{run_dir} exists and is not a run of this demo's clips; choose another --out, SnapAction will not delete it")

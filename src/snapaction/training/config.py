@@ -117,6 +117,9 @@ class TrainResult:
     epochs_run: int
     seconds: float
     skipped: list[tuple[str, str]]
+    epochs_asked: int | None = None
+    stopped_by: str = "epochs"
+    """'epochs' (all ran), 'patience' (early stopping) or 'budget' (--max-minutes ended it)."""
 
 
 def train_config(values: dict) -> TrainConfig:

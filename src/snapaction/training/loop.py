@@ -22,10 +22,13 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .config import TrainConfig, TrainResult
-from .recipe import is_better, lr_factor, smooth_targets, soft_cross_entropy
+from .recipe import fit_to_budget, is_better, lr_factor, smooth_targets, soft_cross_entropy
 from .setup import Setup, prepare
 
 log = logging.getLogger(__name__)
+
+clock = time.monotonic
+"""The loop's clock (tests give it a fake one to play a slow machine)."""
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -73,23 +76,33 @@ def fit(setup: Setup) -> TrainResult:
     optimizer = torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = int(cfg.warmup * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup_steps, total_steps))
-    accelerator.register_for_checkpointing(scheduler)
+    # Warmup + cosine are laid out over `planned` epochs: --epochs, or what --max-minutes allows at the pace
+    # measured so far, whichever ends first (re-planned after every epoch), so a run the budget ends still
+    # ends at the bottom of its schedule rather than in the middle of it.
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "rows": [], "seconds": 0.0,
+             "planned": cfg.epochs, "stopped_by": "epochs"}
 
-    state = {"epoch": 0, "best_accuracy": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "rows": [], "seconds": 0.0}
+    def lr_at(step: int) -> float:
+        total = state["planned"] * steps_per_epoch
+        return lr_factor(step, int(cfg.warmup * total), total)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    accelerator.register_for_checkpointing(scheduler)
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
+
     if cfg.resume:
         state = load_checkpoint(accelerator, run_dir)
+        state.setdefault("planned", cfg.epochs)  # checkpoints written before the schedule followed the budget
+        state.setdefault("stopped_by", "epochs")
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
 
     num_classes = len(data.classes)
-    epoch_started = time.monotonic() - state["seconds"]
-    last_checkpoint = time.monotonic()
+    epoch_started = clock() - state["seconds"]
+    last_checkpoint = clock()
     checkpointed = state["epoch"] if cfg.resume else 0  # the epoch the newest checkpoint holds
     try:
         for epoch in range(state["epoch"], cfg.epochs):
-            t0 = time.monotonic()
+            t0 = clock()
             # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
             # resume: give it the real epoch so a resumed run replays exactly the same batches.
             train_loader.set_epoch(epoch)
@@ -98,7 +111,7 @@ def fit(setup: Setup) -> TrainResult:
             mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
             model.train()
             losses = []
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not accelerator.is_local_main_process)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{state['planned']}", leave=False, disable=not accelerator.is_local_main_process)
             for batch in bar:
                 if skip_batch(batch, accelerator):  # every clip of a batch failed to decode (each was reported)
                     continue
@@ -126,7 +139,7 @@ def fit(setup: Setup) -> TrainResult:
                 "val_loss": round(val["loss"], 5),
                 "val_accuracy": round(val["accuracy"], 5),
                 "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
-                "seconds": round(time.monotonic() - t0, 2),
+                "seconds": round(clock() - t0, 2),
             }
             state["rows"].append(row)
             improved = is_better(val["accuracy"], val["loss"], state["best_accuracy"], state["best_loss"])
@@ -142,18 +155,23 @@ def fit(setup: Setup) -> TrainResult:
                 f"val acc {val['accuracy']:.3f}  lr {row['lr']}  {row['seconds']:.1f}s" + ("  *" if improved else "")
             )
             state["epoch"] = epoch + 1
-            state["seconds"] = time.monotonic() - epoch_started
+            state["seconds"] = clock() - epoch_started
+            state["planned"] = fit_to_budget(cfg.epochs, [r["seconds"] for r in state["rows"]], budget_s)
             stop = cfg.patience and state["bad_epochs"] >= cfg.patience
-            out_of_time = cfg.max_minutes is not None and state["seconds"] > cfg.max_minutes * 60
+            out_of_time = state["planned"] <= epoch + 1 < cfg.epochs  # the budget has no room for another epoch
             if accelerator.is_main_process:
                 write_metrics(run_dir, state["rows"])
             last = stop or out_of_time or epoch + 1 == cfg.epochs
-            if last or time.monotonic() - last_checkpoint >= cfg.checkpoint_minutes * 60:
+            if last or clock() - last_checkpoint >= cfg.checkpoint_minutes * 60:
                 save_checkpoint(accelerator, run_dir, state)
                 checkpointed = state["epoch"]
-                last_checkpoint = time.monotonic()
+                last_checkpoint = clock()
             if stop or out_of_time:
-                accelerator.print(f"stopping: {'no better validation accuracy for %d epochs' % cfg.patience if stop else 'time budget reached'}")
+                state["stopped_by"] = "patience" if stop else "budget"
+                accelerator.print("stopping: " + (f"no better validation accuracy for {cfg.patience} epochs" if stop else
+                                  f"the {cfg.max_minutes:g}-minute budget has no room for another epoch at "
+                                  f"{state['seconds'] / (epoch + 1):.1f} s each; ran {epoch + 1} of the {cfg.epochs} asked for, "
+                                  "with the learning rate laid out to end here"))
                 break
     except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on, then stop as asked
         if accelerator.is_main_process:
@@ -161,9 +179,10 @@ def fit(setup: Setup) -> TrainResult:
         raise
 
     result = TrainResult(run_dir, state["best_epoch"], state["best_accuracy"], state["best_loss"], state["epoch"],
-                         time.monotonic() - setup.started, data.skipped)
+                         clock() - setup.started, data.skipped, epochs_asked=cfg.epochs, stopped_by=state["stopped_by"])
     if accelerator.is_main_process:
-        write_train_report(run_dir, result, state["rows"], trainable, total)
+        write_train_report(run_dir, result, state["rows"], trainable, total,
+                           extra={"epochs_asked": cfg.epochs, "stopped_by": state["stopped_by"], "max_minutes": cfg.max_minutes})
         plot_curves(run_dir, state["rows"])
     accelerator.wait_for_everyone()
     return result

@@ -47,3 +47,19 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "no"
         return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
     return "no"
+
+
+def fit_to_budget(epochs_asked: int, epoch_seconds: list[float], budget_s: float | None) -> int:
+    """Epochs the learning-rate schedule is laid out for: all `epochs_asked`, or as many as the time budget
+    allows at the pace of the epochs so far, whichever ends first (never fewer than have run).
+
+    The pace is the median of the last five epochs, leaving out the first while there are others
+    (it also decodes every clip into the cache, so it is slower than the rest).
+    """
+    done = len(epoch_seconds)
+    if budget_s is None or done == 0:
+        return epochs_asked
+    recent = epoch_seconds[1:] if done > 1 else epoch_seconds
+    pace = float(sorted(recent[-5:])[len(recent[-5:]) // 2])
+    left = budget_s - sum(epoch_seconds)
+    return max(done, min(epochs_asked, done + int(left // max(pace, 1e-9))))
