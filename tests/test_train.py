@@ -362,6 +362,8 @@ def test_the_schedule_is_fitted_to_whichever_ends_first_epochs_or_the_budget():
     assert fit_to_budget(30, [20.0, 10.0, 10.0], 300.0) == 3 + 26  # the first epoch's decoding is not the pace
     assert fit_to_budget(30, [20.0, 10.0, 10.0], 10_000.0) == 30  # never more than asked
     assert fit_to_budget(30, [100.0], 60.0) == 1  # no room left: what has run
+    assert fit_to_budget(30, [20.0], 300.0) == 30  # one epoch, room for many: wait for a pace without decoding
+    assert fit_to_budget(30, [20.0], 45.0) == 2  # one epoch, room for one more: plan for it now
 
 
 class FakeClock:

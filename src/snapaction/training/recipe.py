@@ -54,7 +54,8 @@ def fit_to_budget(epochs_asked: int, epoch_seconds: list[float], budget_s: float
     allows at the pace of the epochs so far, whichever ends first (never fewer than have run).
 
     The pace is the median of the last five epochs, leaving out the first while there are others
-    (it also decodes every clip into the cache, so it is slower than the rest).
+    (it also decodes every clip into the cache, so it is slower than the rest); after the first
+    epoch alone the plan stays as asked unless the budget has room for at most one more.
     """
     done = len(epoch_seconds)
     if budget_s is None or done == 0:
@@ -62,4 +63,7 @@ def fit_to_budget(epochs_asked: int, epoch_seconds: list[float], budget_s: float
     recent = epoch_seconds[1:] if done > 1 else epoch_seconds
     pace = float(sorted(recent[-5:])[len(recent[-5:]) // 2])
     left = budget_s - sum(epoch_seconds)
-    return max(done, min(epochs_asked, done + int(left // max(pace, 1e-9))))
+    fits = max(done, min(epochs_asked, done + int(left // max(pace, 1e-9))))
+    if done == 1 and fits > 2:  # the first epoch alone overstates the pace: re-plan from the second on,
+        return epochs_asked     # unless even it says the budget is nearly spent
+    return fits
