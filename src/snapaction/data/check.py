@@ -293,10 +293,19 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _map(fn: Callable[[Sample], T], samples: list[Sample], workers: int) -> list[T]:
-    """`fn` over `samples` on a thread pool, results in input order."""
+def _map(fn: Callable[[Sample], T], samples: list[Sample], workers: int, what: str = "clips checked") -> list[T]:
+    """`fn` over `samples` on a thread pool, results in input order, with a progress bar (on stderr) past a few clips."""
+    from tqdm.auto import tqdm
+
     workers = workers or min(8, os.cpu_count() or 1)
-    if workers == 1 or len(samples) <= 1:
-        return [fn(s) for s in samples]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, samples))
+    with tqdm(total=len(samples), desc=what, unit="clip", leave=False, disable=len(samples) < 8) as bar:
+        def counted(sample: Sample) -> T:
+            try:
+                return fn(sample)
+            finally:
+                bar.update()
+
+        if workers == 1 or len(samples) <= 1:
+            return [counted(s) for s in samples]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(counted, samples))

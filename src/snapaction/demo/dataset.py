@@ -126,12 +126,17 @@ def write_demo_dataset(
             (root / split / kind).mkdir(parents=True, exist_ok=True)
     workers = min(len(jobs), workers if workers is not None else min(8, _cpu_count()))
     log.info("writing %d demo clips to %s with %d worker(s)", len(jobs), root, workers)
-    if workers == 1:
-        for job in jobs:
-            _write_one(job)
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(jobs), desc="demo clips written", unit="clip", leave=False) as bar:
+        if workers == 1:
+            for job in jobs:
+                _write_one(job)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for _ in pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
+                    bar.update()
     marker["complete"] = True
     _write_marker(root, marker)
     return DemoDataset(root, root / "train", root / "test", CLASSES, spec.counts())

@@ -47,9 +47,11 @@ def load_sequences(items: list[tuple[Path, str]], classes: list[str], settings: 
     unknown = sorted({label for _, label in items} - set(classes))
     if unknown:
         raise SnapActionError(f"labels {unknown} are not among the classes {list(classes)}")
+    from tqdm.auto import tqdm
+
     index = {name: i for i, name in enumerate(classes)}
     seqs, labels, skipped = [], [], []
-    for path, label in items:
+    for path, label in tqdm(items, desc="pose landmarks", unit="clip", leave=False, disable=len(items) < 8):
         try:
             seqs.append(clip_sequence(path, settings, cache))
             labels.append(index[label])

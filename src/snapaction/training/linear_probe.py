@@ -63,7 +63,9 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
                 feats[i, k] = np.load(path)
             else:
                 missing.append((i, k, path))
-    for start in range(0, len(missing), batch_size):
+    from tqdm.auto import tqdm
+
+    for start in tqdm(range(0, len(missing), batch_size), desc="features", unit="batch", leave=False, disable=len(missing) < 2 * batch_size):
         chunk, inputs = [], []
         for i, k, path in missing[start : start + batch_size]:
             dataset.set_epoch(k)
