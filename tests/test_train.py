@@ -402,3 +402,24 @@ def test_a_time_budget_ends_training_at_the_bottom_of_its_schedule_and_says_so(c
     assert report["stopped_by"] == "budget" and report["epochs_asked"] == 20 and report["epochs_run"] == expected
     said = capsys.readouterr().out
     assert f"ran {expected} of the 20 asked for" in said
+
+
+def test_train_help_puts_the_essentials_first_and_names_only_options_that_exist(capsys):
+    from snapaction.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    essentials = text.index("the essentials:")
+    assert essentials < text.index("--out OUT") < text.index("--max-minutes") < text.index("frame sampling") < text.index("--batch-size")
+    assert "a grouped split of DATA" in text and "--data)" not in text
+    assert "8 for scratch" in text  # --num-frames does not claim 16 for every backbone
+    assert "27% slower" in text
+
+
+def test_a_small_validation_set_is_called_rough(colour_clips, caplog):
+    from snapaction.data.dataset import prepare_data
+
+    data = prepare_data(str(colour_clips))
+    assert len(data.val) < 20
+    assert f"validation has only {len(data.val)} clips" in caplog.text and "rough figure" in caplog.text

@@ -529,7 +529,7 @@ def test_serve_warns_when_listening_beyond_this_machine(monkeypatch, capsys, hos
     assert ("warning: listening on 0.0.0.0" in err) == warned
     if warned:
         assert "--host 127.0.0.1" in err
-    assert "Serving run test-double-mean-colour at http://" in out
+    assert "Serving the run in " in out and " at http://" in out
 
 
 def test_port_in_use_is_one_sentence():

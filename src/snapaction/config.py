@@ -42,12 +42,17 @@ def check(problems: list[str], what: str) -> None:
         raise ConfigError(f"invalid {what}:\n  - " + "\n  - ".join(problems))
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None = None) -> None:
-    """Add one ``--option`` per documented field of dataclass `cls` (defaults shown in help)."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None = None,
+                  only: tuple[str, ...] | None = None, leave_out: tuple[str, ...] = ()) -> None:
+    """Add one ``--option`` per documented field of dataclass `cls` (defaults shown in help), in a group `title`.
+
+    `only` (in its own order) or `leave_out` split one config's fields over several groups of the help.
+    """
     group = parser.add_argument_group(title or cls.__name__)
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if "help" not in f.metadata:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for f in ([fields[name] for name in only] if only is not None else fields.values()):
+        if "help" not in f.metadata or f.name in leave_out:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")

@@ -15,7 +15,7 @@ HELP = "generate demo clips, train the scratch model on them, and score it on he
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo", help="folder for the demo data, cache and run (default: demo)")
-    parser.add_argument("--clips-per-class", type=int, default=40, help="training clips per class (default: 40)")
+    parser.add_argument("--clips-per-class", type=int, default=40, help="clips per class for training, of which a fifth (8 of 40) are held for validation (default: 40)")
     parser.add_argument("--test-clips-per-class", type=int, default=25, help="held-out clips per class (default: 25)")
     parser.add_argument("--epochs", type=int, default=150, help="most epochs to train (default: 150)")
     parser.add_argument("--max-minutes", type=float, default=6.5, help="training time budget in minutes (default: 6.5)")

@@ -34,6 +34,8 @@ HELP = "classify clips, folders or a Kaggle-style test folder; CSV/JSON output; 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = ("snapaction predict [options] RUN PATH [PATH ...]\n"
+                    "       snapaction predict [options] --backbone CHECKPOINT PATH [PATH ...]")
     parser.add_argument("inputs", nargs="+", metavar="PATH", help="the run folder (left out with --backbone), then clips and folders")
     parser.add_argument("--backbone", default=None, help="predict with a classification checkpoint (hub id or folder) and its own labels, no run needed")
     parser.add_argument("--csv", default=None, metavar="FILE", help="write id,class (one row per clip, sorted by id)")

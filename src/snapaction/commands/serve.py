@@ -61,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
     where = url(host, port)
     if host in ("0.0.0.0", "::"):  # every address of this machine; the browser here needs a real one
         where = f"{url('127.0.0.1', port)} (other machines: this machine's address, port {port})"
-    print(f"Serving run {predictor.info().get('run') or args.run} at {where}  (Ctrl+C to stop)", flush=True)
+    print(f"Serving the run in {args.run} at {where}  (Ctrl+C to stop)", flush=True)
     serve(app, sock)
     return 0

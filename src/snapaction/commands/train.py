@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 
 HELP = "fine-tune a backbone on your clips and write a run folder"
+ESSENTIALS = ("out", "backbone", "finetune", "epochs", "max_minutes", "resume")
+"""The options most runs set, listed first in --help."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,13 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..pose.settings import PoseSettings
     from ..training.config import TrainConfig
 
+    parser.usage = ("snapaction train DATA [--out RUN] [--backbone ID|FOLDER|scratch|pose] [options]\n"
+                    "       snapaction train --out RUN --resume        (all options: below, the essentials first)")
     parser.add_argument("data", nargs="?", default=None,
                         help="folder of class folders, or a CSV manifest path,label[,group] (with --resume: the run's own, when left out)")
-    add_config(parser, TrainConfig, "training")
+    add_config(parser, TrainConfig, "the essentials", only=ESSENTIALS)
     add_config(parser, Sampling, "frame sampling (default: the backbone's own)")
     add_config(parser, Augment, "augmentation (training only)")
     add_config(parser, LoraSettings, "LoRA (for --finetune lora)")
     add_config(parser, PoseSettings, "pose model (for --backbone pose)")
+    add_config(parser, TrainConfig, "the training recipe and the rest", leave_out=ESSENTIALS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,7 +94,7 @@ class DataReport:
         """The report as aligned text; the reason alone when the root could not be scanned."""
         if not self.layout:
             return self.reason
-        lines = [f"{self.root}: layout {self.layout!r}, {len(self.classes)} classes, {len(self.clips)} usable clips", ""]
+        lines = [f"{self.root}: layout {self.layout!r}, {_count(len(self.classes), 'class', 'classes')}, {_count(len(self.clips), 'usable clip', 'usable clips')}", ""]
         lines += _table(self)
         for title, entries in (("Unusable clips", self.unusable), ("Skipped (not clips)", self.skipped)):
             if entries:
@@ -309,3 +309,8 @@ def _map(fn: Callable[[Sample], T], samples: list[Sample], workers: int, what: s
             return [counted(s) for s in samples]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(counted, samples))
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """'1 class', '2 classes'."""
+    return f"{n} {one if n == 1 else many}"

@@ -222,5 +222,10 @@ def prepare_data(data: str, val_data: str | None = None, val_fraction: float = 0
         raise DataError(f"{data} has usable clips for {len(present)} class(es); training needs at least two")
     if not val:
         raise DataError(f"no clips left for validation in {data}: add clips or pass --val-data")
+    per_class = {c: sum(s.label == c for s in val) for c in sorted({s.label for s in val})}
+    if len(val) < 20:
+        fewest = min(per_class, key=per_class.get)
+        log.warning("validation has only %d clips (%d of class %r): one clip moves its accuracy by %.2f, so treat it as a "
+                    "rough figure; add clips or pass --val-data", len(val), per_class[fewest], fewest, 1 / len(val))
     durations = [probe(s.path).duration for s in train[:: max(1, len(train) // 50)]]
     return Data(list(clips.classes), train, val, skipped, round(float(np.median(durations)), 3))

@@ -31,9 +31,9 @@ SAMPLING_MODES = ("uniform", "strided")
 class Sampling:
     """How frames are chosen from one clip."""
 
-    num_frames: int = option(16, "frames the model sees per clip")
-    mode: str = option("uniform", "'uniform': spread over the whole clip; 'strided': a window of frames every STRIDE frames", SAMPLING_MODES, flag="--sampling")
-    stride: int = option(4, "frame step inside a window, for --sampling strided")
+    num_frames: int = option(16, "frames the model sees per clip (default: the backbone's own: a checkpoint's frame count, 8 for scratch, 16 for pose)")
+    mode: str = option("uniform", "'uniform': spread over the whole clip; 'strided': a window of frames every STRIDE frames (default: the backbone's own: uniform, strided for scratch)", SAMPLING_MODES, flag="--sampling")
+    stride: int = option(4, "frame step inside a window, for --sampling strided (default: 4; 2 for scratch)")
     grid: int | None = None
     """Spread this many frames evenly over the clip first and choose from those (None: every frame).
 

@@ -59,10 +59,10 @@ async function loadInfo() {
   }
   const info = state.info;
   const parts = [
-    "Run " + (info.run || "(unnamed)"),
+    "Run \u201c" + (info.run || "unnamed") + "\u201d",
     info.backbone,
     info.num_frames + " frames per window",
-    info.classes.length + " classes: " + info.classes.join(", "),
+    info.classes.length + (info.classes.length === 1 ? " class: " : " classes: ") + info.classes.join(", "),
   ];
   const acc = info.metrics && info.metrics.val_accuracy;
   if (typeof acc === "number") parts.push("validation accuracy " + percent(acc));
