@@ -544,3 +544,25 @@ def test_port_in_use_is_one_sentence():
 def test_is_loopback():
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "example.org"]))
+
+
+def test_the_page_can_show_the_runs_own_curves_and_confusion_matrix(tiny_run, tmp_path):
+    import shutil
+
+    from snapaction.cli import main
+    from snapaction.predict import Predictor
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    with make_client(Predictor.load(run), tmp_path) as client:
+        figures = client.get("/api/info").json()["figures"]
+        assert figures == {"curves": "/api/figures/curves"}  # no eval yet: no confusion matrix
+        png = client.get(figures["curves"])
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert png.content == (run / "curves.png").read_bytes()
+        missing = client.get("/api/figures/snapaction.json")
+        assert missing.status_code == 404 and "has no figure 'snapaction.json'" in missing.json()["detail"]
+    assert main(["eval", str(run), str(tiny_run.parent / "data" / "test")]) == 0
+    with make_client(Predictor.load(run), tmp_path) as client:
+        figures = client.get("/api/info").json()["figures"]
+        assert figures["confusion_matrix"] == "/api/figures/confusion_matrix"
+        assert client.get(figures["confusion_matrix"]).content == (run / "eval-test" / "confusion_matrix.png").read_bytes()

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -89,6 +89,8 @@ class InfoOut(BaseModel):
     backbone: str
     num_frames: int
     metrics: dict[str, Any] = Field(description="the run's validation metrics")
+    figures: dict[str, str] = Field(default_factory=dict, description="the run's own pictures, by name, with the URL each is "
+                                    "served at: 'curves' (training and validation per epoch), 'confusion_matrix' (its newest eval)")
     max_upload_mb: float
     version: str
 
@@ -201,7 +203,15 @@ def create_app(
 
     @app.get("/api/info", response_model=InfoOut, summary="The run being served")
     def api_info() -> dict:
-        return {**info, "classes": classes, "max_upload_mb": max_upload_mb, "version": __version__}
+        figures = {name: f"/api/figures/{name}" for name in run_figures(getattr(predictor, "run_dir", None))}
+        return {**info, "classes": classes, "figures": figures, "max_upload_mb": max_upload_mb, "version": __version__}
+
+    @app.get("/api/figures/{name}", summary="One of the run's own pictures (PNG)", responses={404: {"model": ErrorOut}})
+    def api_figure(name: str):
+        found = run_figures(getattr(predictor, "run_dir", None)).get(name)
+        if found is None:
+            return _error(404, f"this run has no figure {name!r}; /api/info lists the ones it has.")
+        return FileResponse(found, media_type="image/png")
 
     errors = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 500, 503)}
 
@@ -259,6 +269,23 @@ def create_app(
             return _error(500, "The model failed on this video; the server log has the details.")
 
     return app
+
+
+def run_figures(run_dir) -> dict[str, Path]:
+    """The pictures a run folder holds, by name: its training curves, and the confusion matrix of its newest eval.
+
+    Only these fixed names are ever served: nothing of the request becomes a path.
+    """
+    if run_dir is None:
+        return {}
+    run_dir = Path(run_dir)
+    out = {}
+    if (run_dir / "curves.png").is_file():
+        out["curves"] = run_dir / "curves.png"
+    evals = sorted(run_dir.glob("eval-*/confusion_matrix.png"), key=lambda p: p.stat().st_mtime)
+    if evals:
+        out["confusion_matrix"] = evals[-1]
+    return out
 
 
 def _infer(predictor, path: Path, clip: VideoInfo, views: int, timeline: bool) -> dict:

@@ -68,6 +68,7 @@ async function loadInfo() {
   if (typeof acc === "number") parts.push("validation accuracy " + percent(acc));
   el.runInfo.textContent = parts.join(" · ");
   el.limits.textContent = "Videos up to " + info.max_upload_mb + " MB. The clip is only sent to this computer's server.";
+  showFigures(info.figures || {});
 }
 
 function showClip(blob) {
@@ -156,6 +157,26 @@ function render(result, roundTrip) {
     el.skeleton.hidden = false;
     drawSkeleton();
   }
+}
+
+// The run's own pictures: its training curves, and the confusion matrix of its newest `snapaction eval`.
+function showFigures(figures) {
+  const captions = { curves: "Loss and validation accuracy per epoch",
+                     confusion_matrix: "Confusion matrix of the newest evaluation" };
+  const items = Object.entries(figures).map(([name, url]) => {
+    const figure = document.createElement("figure");
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = captions[name] || name;
+    img.loading = "lazy";
+    const caption = document.createElement("figcaption");
+    caption.className = "muted small";
+    caption.textContent = captions[name] || name;
+    figure.append(img, caption);
+    return figure;
+  });
+  $("figures").replaceChildren(...items);
+  $("run-figures").hidden = items.length === 0;
 }
 
 // Pose runs: the skeleton of the grid frame nearest the playing time, over the picture
