@@ -304,3 +304,26 @@ def test_writing_the_same_demo_dataset_again_encodes_nothing(tmp_path, monkeypat
     monkeypatch.undo()
     write_demo_dataset(out, **SMALL, workers=1)
     assert len(list(out.rglob("*.mp4"))) == len(before)
+
+
+def test_the_demo_end_to_end_at_a_tiny_size_then_a_rerun_replaces_only_its_own_run(tmp_path, capsys):
+    """`snapaction demo` in miniature: clips, a run, the held-out report with its confusion matrix. A rerun
+    replaces the demo's own run (its clips are reused: test_writing_the_same_demo_dataset_again_encodes_nothing),
+    and a foreign folder where the run goes is refused, untouched."""
+    from snapaction.cli import main
+    from snapaction.demo.run import _replace_previous_demo_run
+    from snapaction.errors import ConfigError
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--clips-per-class", "4", "--test-clips-per-class", "1", "--epochs", "1"]) == 0
+    said = capsys.readouterr().out
+    report = json.loads((out / "run" / "eval-test" / "report.json").read_text())
+    assert (out / "run" / "eval-test" / "confusion_matrix.png").is_file() and report["clips"] == 4
+    assert f"held-out accuracy {report['accuracy']:.3f} on 4 clips" in said and "confusion_matrix.png" in said
+    _replace_previous_demo_run(out / "run", out / "data" / "train")
+    assert not (out / "run").exists()  # the demo's own run: removed for the new one
+    (tmp_path / "other" / "run").mkdir(parents=True)
+    (tmp_path / "other" / "run" / "mine.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="is not a run of this demo's clips"):
+        _replace_previous_demo_run(tmp_path / "other" / "run", out / "data" / "train")
+    assert (tmp_path / "other" / "run" / "mine.txt").read_text() == "keep me"

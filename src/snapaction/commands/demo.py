@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
               f"{trained.epochs_run} of {trained.epochs_asked} epochs (a quiet 2-core PC runs about 110 and reaches about 0.97); "
               f"for the full run: snapaction demo --out {args.out} --max-minutes {wanted}")
     print(f"demo took {result.minutes:.1f} min; data in {result.data_dir}, run in {result.run_dir}")
-    print(f"training curves: {result.run_dir}/curves.png; judge it yourself: snapaction eval {result.run_dir} {result.data_dir}/test")
+    print(f"pictures: {result.run_dir}/curves.png (training) and {result.run_dir}/eval-test/confusion_matrix.png (held-out clips);"
+          f" the page shows both")
     print(f"serve it: snapaction serve {result.run_dir}")
     return 0

@@ -26,9 +26,11 @@ class DemoResult:
 
 def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per_class: int = 25,
              epochs: int = 150, max_minutes: float = 6.5, seed: int = 0) -> DemoResult:
-    """Write the demo dataset under `out`/data, train `out`/run on it, and score held-out clips."""
+    """Write the demo dataset under `out`/data, train `out`/run on it, and judge it on the held-out clips
+    (the report, with its confusion matrix, in `out`/run/eval-test)."""
     from ..augment import Augment
     from ..data.layout import scan
+    from ..evaluate import evaluate, write_eval_report
     from ..predict import Predictor
     from ..training import TrainConfig, train
     from .dataset import write_demo_dataset
@@ -50,15 +52,12 @@ def run_demo(out: str | Path = "demo", clips_per_class: int = 40, test_clips_per
         cache_dir=str(out / "cache"),
     )
     result = train(config)
-    predictor = Predictor.load(result.run_dir)
+    # Judged as `snapaction eval` would, so the run folder gets the report and its confusion matrix.
     test = scan(demo.test_dir)
-    correct = total = 0
-    results = list(predictor.predict_many([s.path for s in test.samples]))
-    for sample, (_, prediction) in zip(test.samples, results):
-        if hasattr(prediction, "label"):
-            total += 1
-            correct += prediction.label == sample.label
-    return DemoResult(result.run_dir, demo.root, result.val_accuracy, correct / max(total, 1), total,
+    judged = evaluate(Predictor.load(result.run_dir), test.samples, batch_clips=8)
+    about = {"run": str(result.run_dir), "data": str(demo.test_dir), "split": None, "backbone": "scratch"}
+    report = write_eval_report(Path(result.run_dir) / "eval-test", judged, None, about)
+    return DemoResult(result.run_dir, demo.root, result.val_accuracy, float(report["accuracy"]), len(judged.paths),
                       (time.monotonic() - started) / 60, result)
 
 
