@@ -237,6 +237,10 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     ax_acc.set_xlabel("epoch"), ax_acc.set_ylabel("validation accuracy"), ax_acc.set_ylim(0, 1.02)
     for ax in (ax_loss, ax_acc):  # epochs are whole numbers: no tick at 1.5
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:  # one point: a visible dot on a range around it, not a blank plot
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+            for line in ax.get_lines():
+                line.set_marker("o")
     fig.subplots_adjust(left=0.08, right=0.985, bottom=0.14, top=0.96, wspace=0.25)  # fixed: tight_layout cost 0.25 s a run
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
