@@ -240,3 +240,12 @@ def test_bad_setting_is_reported(capsys):
     code = cli.main(["data", "check", ".", "--min-frames", "0"])
     assert code == 2
     assert "min_frames must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_long_check_shows_progress_and_one_class_is_one_class(tmp_path, capsys):
+    from snapaction.data.check import check
+
+    root = make_dataset(tmp_path / "clips", {"only": 8})
+    report = check(root)
+    assert "clips checked" in capsys.readouterr().err  # eight clips or more: a progress bar on stderr
+    assert "1 class," in report.format() and "1 classes" not in report.format()

@@ -264,8 +264,10 @@ def test_ctrl_c_says_what_is_kept_and_the_printed_command_resumes_with_the_runs_
 
     def ctrl_c_in_the_third_epoch(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
+        if calls["n"] == 3:  # a real SIGINT, as Ctrl-C sends it, delivered to this process
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "validate", ctrl_c_in_the_third_epoch)
