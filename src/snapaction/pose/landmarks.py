@@ -94,6 +94,11 @@ class Landmarks:
         )
 
 
+def landmark_dir(cache_dir: str | Path) -> Path:
+    """Where landmarks are cached under SnapAction's cache folder: training and prediction share it."""
+    return Path(cache_dir) / "landmarks"
+
+
 def grid_indices(length: int, n: int) -> np.ndarray:
     """int64 (n,) frame indices, the middle of each of `n` equal segments of a clip of `length` frames."""
     if length < 1:

@@ -35,10 +35,14 @@ class PoseFit:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def clip_landmarks(path: str | Path, settings: PoseSettings, cache: LandmarkCache | None = None):
+    """The `Landmarks` of one clip's frame grid: from `cache` when given, else extracted. Raises `ClipError`."""
+    return cache.get(path) if cache is not None else extract_landmarks(path, settings.frames, settings.decode_size)
+
+
 def clip_sequence(path: str | Path, settings: PoseSettings, cache: LandmarkCache | None = None) -> PoseSequence:
     """The normalised pose of one clip (landmarks from `cache` when given). Raises `ClipError` for a clip that cannot be used."""
-    landmarks = cache.get(path) if cache is not None else extract_landmarks(path, settings.frames, settings.decode_size)
-    return pose_sequence(landmarks, settings.min_person_frames)
+    return pose_sequence(clip_landmarks(path, settings, cache), settings.min_person_frames)
 
 
 def load_sequences(items: list[tuple[Path, str]], classes: list[str], settings: PoseSettings,

@@ -37,14 +37,14 @@ class PosePredictor:
     @classmethod
     def load(cls, run_dir: str | Path, info=None) -> "PosePredictor":
         """The pose run in `run_dir`; landmarks of the clips it classifies are cached beside the training ones."""
-        from ..pose.landmarks import require_mediapipe
+        from ..pose.landmarks import landmark_dir, require_mediapipe
         from ..run import RunInfo, load_pose_model, read_report
 
         require_mediapipe()
         run_dir = Path(run_dir)
         info = info or RunInfo.load(run_dir)
         cache_dir = info.config.get("cache_dir")
-        pipeline = load_pose_model(run_dir, Path(cache_dir) / "landmarks" if cache_dir else None)
+        pipeline = load_pose_model(run_dir, landmark_dir(cache_dir) if cache_dir else None)
         report = read_report(run_dir)
         metrics = {k: report[k] for k in ("val_accuracy", "best_epoch") if k in report}
         return cls(pipeline, run_dir, metrics, info.config.get("clip_seconds"))
@@ -73,13 +73,10 @@ class PosePredictor:
 
     def skeleton(self, path) -> dict:
         """The skeleton found on the frames the model saw in a clip, JSON-ready (`snapaction.pose.preview.skeleton_json`)."""
-        from ..pose.landmarks import extract_landmarks
+        from ..pose.pipeline import clip_landmarks
         from ..pose.preview import skeleton_json
 
-        settings = self.pipeline.settings
-        cache = self.pipeline.cache
-        landmarks = cache.get(path) if cache is not None else extract_landmarks(path, settings.frames, settings.decode_size)
-        return skeleton_json(landmarks)
+        return skeleton_json(clip_landmarks(path, self.pipeline.settings, self.pipeline.cache))
 
     def window_seconds(self, path) -> float:
         """Seconds of video one window covers: the run's typical training clip, else 2 s."""

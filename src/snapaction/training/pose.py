@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from ..config import to_dict
 from ..errors import ConfigError
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 def fit(cfg: TrainConfig) -> TrainResult:
     """Train a pose run as `cfg` says and write its folder; returns the chosen classifier's validation figures."""
     from ..data.dataset import prepare_data
-    from ..pose.landmarks import require_mediapipe
+    from ..pose.landmarks import landmark_dir, require_mediapipe
     from ..pose.pipeline import fit_pose
     from ..run import RunInfo, clip_keys, save_pose_model, write_metrics, write_train_report
     from .setup import check_out
@@ -39,7 +38,7 @@ def fit(cfg: TrainConfig) -> TrainResult:
     print(f"pose: landmarks of {settings.frames} frames per clip at {settings.decode_size} px, "
           f"{len(data.train)} training and {len(data.val)} validation clips", flush=True)
     fitted = fit_pose([(s.path, s.label) for s in data.train], [(s.path, s.label) for s in data.val], data.classes,
-                      settings, Path(cfg.cache_dir) / "landmarks", cfg.seed)
+                      settings, landmark_dir(cfg.cache_dir), cfg.seed)
     skipped = list(data.skipped) + [(str(p), r) for p, r in fitted.skipped]
     report = fitted.report
     val_accuracy = report.val_accuracy.get(report.chosen)
