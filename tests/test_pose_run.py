@@ -141,7 +141,7 @@ def test_without_mediapipe_pose_training_fails_at_once_with_the_install_command(
     assert 'pip install "snapaction[pose]"' in capsys.readouterr().err
 
 
-def test_pose_preview_writes_a_strip_of_the_frames(tmp_path):
+def test_pose_preview_writes_a_strip_of_the_frames(tmp_path, capsys):
     pytest.importorskip("mediapipe")
     from PIL import Image
 
@@ -150,3 +150,8 @@ def test_pose_preview_writes_a_strip_of_the_frames(tmp_path):
     strip = Image.open(tmp_path / "makeup.pose.png")
     assert strip.size == (3 * 320, 240)  # three frames side by side, at the clip's own size (below 240 px: not scaled)
     assert main(["pose", "--preview", str(clip), "--frames", "0"]) == 2  # a bad value is one sentence, not a traceback
+    (tmp_path / "a-file").write_text("x")
+    capsys.readouterr()
+    assert main(["pose", "--preview", str(clip), "--out", str(tmp_path / "a-file" / "strip.png")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the preview" in err and "a-file" in err and "pass --out" in err

@@ -63,7 +63,17 @@ def write_preview(clip_path: str | Path, out_png: str | Path, frames: int = 6, s
     pixels = read_frames(clip_path, indices, size=size, info=info)
     image, _, visibility, present = detect(pixels)
     drawn = [draw_skeleton(f, image[i, :, :2], visibility[i]) if present[i] else f for i, f in enumerate(pixels)]
+    import io
+
+    from ..errors import SnapActionError
+    from ..files import atomic_write  # makes the folder, and never leaves half a PNG
+
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(drawn, axis=1)).save(out_png)
+
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate(drawn, axis=1)).save(buf, format="PNG")
+    try:
+        atomic_write(Path(out_png), buf.getvalue())
+    except OSError as err:
+        raise SnapActionError(f"cannot write the preview {out_png}: {err.strerror or err}; pass --out a path you can write to") from None
     return out_png
