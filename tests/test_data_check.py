@@ -162,11 +162,14 @@ def test_too_few_frames_and_frame_folder_problems(tmp_path):
     (root / "b" / "v1" / "1.png").write_bytes(b"broken")
     Image.fromarray(frames_of(6)[0][:16]).save(root / "b" / "v2" / "2.png")
 
+    write_video(root / "a" / "short.mp4", frames_of(3, t=2))
     reasons = {p.name: r for p, r in check(root).unusable}
-    assert reasons["still.mp4"] == "too few frames: 1 (at least 2 needed)"
+    # one rule everywhere (probe, so also predict and serve): a clip of one frame is a still image
+    assert reasons["still.mp4"] == "it holds 1 frame, a still image rather than a clip; an action needs at least 2 frames"
+    assert "short.mp4" not in reasons
     assert "frame 1.png is not a readable image" in reasons["v1"]
     assert "frame 2.png is 32x16" in reasons["v2"]
-    assert "still.mp4" not in {p.name for p, _ in check(root, CheckSettings(min_frames=1)).unusable}
+    assert {p.name: r for p, r in check(root, CheckSettings(min_frames=3)).unusable}["short.mp4"] == "too few frames: 2 (at least 3 needed)"
 
 
 def write_audio_only(path: Path) -> Path:
@@ -239,7 +242,7 @@ def test_help_explains_every_option(capsys):
 def test_bad_setting_is_reported(capsys):
     code = cli.main(["data", "check", ".", "--min-frames", "0"])
     assert code == 2
-    assert "min_frames must be at least 1, got 0" in capsys.readouterr().err
+    assert "min_frames must be at least 2 (a clip of one frame is a still image), got 0" in capsys.readouterr().err
 
 
 def test_a_long_check_shows_progress_and_one_class_is_one_class(tmp_path, capsys):

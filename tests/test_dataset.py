@@ -332,11 +332,13 @@ def test_bad_clip_is_logged_and_dropped_from_batch(two_classes, caplog):
     samples = clipset.samples + [Sample(broken, "left", "broken")]
     ds = ClipDataset(samples, clipset.classes, Sampling(num_frames=4), size=None, train=True)
     with caplog.at_level(logging.WARNING):
-        assert ds[2] is None
-        clips, labels = collate_clips([ds[0], ds[2], ds[1]])
-        assert collate_clips([ds[2], None]) is None
-    assert clips.shape == (2, 4, 32, 32, 3) and labels.tolist() == [0, 1]
-    assert "broken.mp4" in caplog.text and "1 of 3 clips" in caplog.text
+        failure = ds[2]
+        assert failure.index == 2 and failure.path == str(broken) and "not a readable video" in failure.reason
+        clips, labels, failed = collate_clips([ds[0], ds[2], ds[1]])
+        assert collate_clips([ds[2]]) == (None, None, [failure])
+    assert clips.shape == (2, 4, 32, 32, 3) and labels.tolist() == [0, 1] and failed == [failure]
+    assert caplog.text.count("broken.mp4") == 1  # logged once: the later tries do not decode it again
+    assert ds.failed == {2: failure.reason}
 
 
 def test_dataset_in_a_dataloader_with_workers(two_classes):

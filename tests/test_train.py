@@ -68,7 +68,7 @@ def test_validation_loss_is_plain_cross_entropy():
 
             return SimpleNamespace(logits=logits[pixel_values[:, 0].long()])
 
-    batches = [(torch.tensor([[0.0], [1.0]]), labels[:2]), (torch.tensor([[2.0]]), labels[2:])]
+    batches = [(torch.tensor([[0.0], [1.0]]), labels[:2], []), (torch.tensor([[2.0]]), labels[2:], [])]
     result = validate(Fixed(), batches, Accelerator(cpu=True))
     assert result["loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), abs=1e-6)
     assert result["accuracy"] == pytest.approx(2 / 3)  # the middle clip is wrong

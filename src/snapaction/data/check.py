@@ -21,7 +21,7 @@ from ..config import check as check_config
 from ..config import option
 from ..errors import ClipError, DataError
 from .layout import ClipSet, Sample, scan
-from ..video import decode_all, probe
+from ..video import MIN_FRAMES, decode_all, probe
 
 T = TypeVar("T")
 
@@ -40,8 +40,8 @@ class CheckSettings:
         problems = []
         if self.workers < 0:
             problems.append(f"workers must be 0 (automatic) or more, got {self.workers}")
-        if self.min_frames < 1:
-            problems.append(f"min_frames must be at least 1, got {self.min_frames}")
+        if self.min_frames < MIN_FRAMES:
+            problems.append(f"min_frames must be at least {MIN_FRAMES} (a clip of one frame is a still image), got {self.min_frames}")
         if self.min_clips < 0:
             problems.append(f"min_clips must be 0 or more, got {self.min_clips}")
         if self.imbalance < 1:
@@ -81,6 +81,8 @@ class DataReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     """Entries that are not clips at all (from `scan`)."""
     warnings: list[str] = field(default_factory=list)
+    notes: list[tuple[Path, str]] = field(default_factory=list)
+    """Clips used on a judgement (a file with no extension read by its content, from `scan`)."""
 
     def counts(self) -> dict[str, int]:
         """Usable clips per class, every class included."""
@@ -96,7 +98,7 @@ class DataReport:
             return self.reason
         lines = [f"{self.root}: layout {self.layout!r}, {_count(len(self.classes), 'class', 'classes')}, {_count(len(self.clips), 'usable clip', 'usable clips')}", ""]
         lines += _table(self)
-        for title, entries in (("Unusable clips", self.unusable), ("Skipped (not clips)", self.skipped)):
+        for title, entries in (("Unusable clips", self.unusable), ("Skipped (not clips)", self.skipped), ("Used by content", self.notes)):
             if entries:
                 lines += ["", f"{title} ({len(entries)}):"]
                 names = [_relative(p, self.root) for p, _ in entries]
@@ -112,7 +114,7 @@ class DataReport:
         out = dataclasses.asdict(self)
         out["root"] = str(self.root)
         out["clips"] = [{**c, "path": str(c["path"])} for c in out["clips"]]
-        for key in ("unusable", "skipped"):
+        for key in ("unusable", "skipped", "notes"):
             out[key] = [{"path": str(p), "reason": r} for p, r in out[key]]
         out["counts"] = self.counts()
         return out
@@ -155,7 +157,8 @@ def check(root: str | Path, settings: CheckSettings | None = None) -> DataReport
             unusable.append((sample.path, result))
             if sample.label is not None:
                 per_class[sample.label] += 1
-    report = DataReport(clipset.root, True, "", clipset.layout, clipset.classes, clips, unusable, per_class, clipset.skipped)
+    report = DataReport(clipset.root, True, "", clipset.layout, clipset.classes, clips, unusable, per_class, clipset.skipped,
+                        notes=clipset.notes)
     report.warnings = _warnings(report, settings)
     report.ok, report.reason = _verdict(clipset, report)
     return report
@@ -235,6 +238,10 @@ def _warnings(report: DataReport, settings: CheckSettings) -> list[str]:
                 f"class imbalance: {big!r} has {counts[big]} usable clips, {small!r} only {counts[small]} "
                 f"({ratio:.1f}x); collect more clips of the small classes or expect the model to favour {big!r}"
             )
+    single = [c for c, n in report.counts().items() if n == 1]
+    if single:
+        warnings.append(f"{_count(len(single), 'class has', 'classes have')} one usable clip ({', '.join(map(repr, single))}): "
+                        "it goes to training, so validation says nothing about that class; record more clips of it")
     few = [f"{c!r} ({n})" for c, n in report.counts().items() if n < settings.min_clips]
     if few:
         warnings.append(f"classes with fewer than {settings.min_clips} usable clips: {', '.join(few)}; a few dozen per class work best")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
 
 import numpy as np
 import torch
@@ -46,8 +46,9 @@ class ClipDataset(torch.utils.data.Dataset):
     drawn from a generator seeded by (seed, epoch, index): the same on every
     rerun, different every epoch. Call `set_epoch` before each epoch; with
     ``persistent_workers`` a DataLoader's workers would not see the new epoch.
-    A clip that cannot be decoded is logged and returned as None, which
-    `collate_clips` leaves out.
+    A clip that cannot be decoded is logged once and returned as a
+    `ClipFailure`, which `collate_clips` passes on beside the batch so the
+    trainer can list it; the clip is not decoded again (`failed`).
     """
 
     def __init__(
@@ -77,6 +78,8 @@ class ClipDataset(torch.utils.data.Dataset):
         self.cache = cache
         self.transform, self.seed = transform, seed
         self.epoch = 0
+        self.failed: dict[int, str] = {}
+        """Index -> reason for the clips that failed to decode; they are not tried again."""
         self._infos: dict[int, VideoInfo] = {}
         if sampling.grid and sampling.grid < sampling.num_frames:
             log.warning("the grid of %d frames per clip is below num_frames=%d: frames will repeat", sampling.grid, sampling.num_frames)
@@ -98,13 +101,16 @@ class ClipDataset(torch.utils.data.Dataset):
         self._infos[index] = info
         return read_frames(path, sample_indices(info.num_frames, self.sampling, rng), size=self.size, info=info)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | ClipFailure:
+        if index in self.failed:
+            return ClipFailure(index, str(self.samples[index].path), self.failed[index])
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
         try:
             frames = self.frames(index, rng)
         except ClipError as err:
-            log.warning("skipping clip %s: %s", err.path, err.reason)
-            return None
+            log.warning("skipping clip %s from now on: %s", err.path, err.reason)
+            self.failed[index] = err.reason
+            return ClipFailure(index, str(self.samples[index].path), err.reason)
         clip = torch.from_numpy(frames)  # (T, H, W, C) uint8
         if self.transform is not None:
             if rng is None:
@@ -116,19 +122,26 @@ class ClipDataset(torch.utils.data.Dataset):
         return clip, self.labels[index]
 
 
-def collate_clips(batch: list[tuple[torch.Tensor, int] | None]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Stack a batch into ``(clips (B, ...), labels (B,) int64)``, leaving out (and logging) clips that failed.
+class ClipFailure(NamedTuple):
+    """A clip of a `ClipDataset` that did not decode: its index there, its path and why."""
 
-    Returns None when no clip of the batch could be read.
+    index: int
+    path: str
+    reason: str
+
+
+def collate_clips(batch: list[tuple[torch.Tensor, int] | ClipFailure]) -> tuple[torch.Tensor | None, torch.Tensor | None, list[ClipFailure]]:
+    """``(clips (B, ...), labels (B,) int64, failures)``: the clips that decoded stacked, the others listed.
+
+    Clips and labels are None when no clip of the batch could be read.
     """
-    good = [item for item in batch if item is not None]
-    if len(good) < len(batch):
-        log.warning("%d of %d clips in this batch could not be read and were left out", len(batch) - len(good), len(batch))
+    failed = [item for item in batch if isinstance(item, ClipFailure)]
+    good = [item for item in batch if not isinstance(item, ClipFailure)]
     if not good:
-        return None
+        return None, None, failed
     clips = torch.stack([clip for clip, _ in good])
     labels = torch.tensor([label for _, label in good], dtype=torch.int64)
-    return clips, labels
+    return clips, labels, failed
 
 
 class ClipTransform:

@@ -55,6 +55,8 @@ class ClipSet:
     """Sorted class names; a class's index in this list is its id."""
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     """Entries that are not clips, each with the reason it was left out."""
+    notes: list[tuple[Path, str]] = field(default_factory=list)
+    """Clips used on a judgement the user should hear of (a file with no extension read by its content)."""
 
 
 def scan(root: str | Path) -> ClipSet:
@@ -90,6 +92,7 @@ def group_of(path: Path, relative: str) -> str:
 
 def _scan_folder(root: Path) -> ClipSet:
     skipped: list[tuple[Path, str]] = []
+    notes: list[tuple[Path, str]] = []
     entries = _children(root, skipped)
     if not entries:
         what = "is empty" if not skipped else "holds only hidden files"
@@ -108,7 +111,7 @@ def _scan_folder(root: Path) -> ClipSet:
         for f in files:
             skipped.append((f, "not inside a class folder"))
         for d in class_dirs:
-            found = _scan_class(root, d, skipped)
+            found = _scan_class(root, d, skipped, notes)
             if not found:
                 skipped.append((d, "class folder with no clips; the class is left out"))
             samples += found
@@ -117,18 +120,16 @@ def _scan_folder(root: Path) -> ClipSet:
         for d in frame_dirs:
             samples.append(Sample(d, None, group_of(d, d.name)))
         for f in files:
-            if f.suffix.lower() in VIDEO_EXTENSIONS:
+            if _is_video_file(f, skipped, notes):
                 samples.append(Sample(f, None, group_of(f, f.name)))
-            else:
-                skipped.append((f, _not_a_clip(f)))
         layout = "unlabeled"
     if not samples:
         raise DataError(f"{root} holds no clips ({_summary(skipped)}); {_WHERE}.")
     classes = sorted({s.label for s in samples if s.label is not None})
-    return ClipSet(root, layout, samples, classes, skipped)
+    return ClipSet(root, layout, samples, classes, skipped, notes)
 
 
-def _scan_class(root: Path, folder: Path, skipped: list[tuple[Path, str]]) -> list[Sample]:
+def _scan_class(root: Path, folder: Path, skipped: list[tuple[Path, str]], notes: list[tuple[Path, str]]) -> list[Sample]:
     samples = []
     for entry in _children(folder, skipped):
         relative = entry.relative_to(root).as_posix()
@@ -137,11 +138,28 @@ def _scan_class(root: Path, folder: Path, skipped: list[tuple[Path, str]]) -> li
                 samples.append(Sample(entry, folder.name, group_of(entry, relative)))
             else:
                 skipped.append((entry, f"folder without image frames ({', '.join(IMAGE_EXTENSIONS)}); nested folders are not searched"))
-        elif entry.suffix.lower() in VIDEO_EXTENSIONS:
+        elif _is_video_file(entry, skipped, notes):
             samples.append(Sample(entry, folder.name, group_of(entry, relative)))
-        else:
-            skipped.append((entry, _not_a_clip(entry)))
     return samples
+
+
+def _is_video_file(path: Path, skipped: list[tuple[Path, str]], notes: list[tuple[Path, str]]) -> bool:
+    """A video by its extension; a regular file with no extension by its content (said in `notes`); else into `skipped`."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return True
+    if not path.suffix and path.is_file():  # downloads are often saved without one ("videoplayback")
+        from ..errors import ClipError
+        from ..video import probe
+
+        try:
+            info = probe(path)
+        except ClipError as err:
+            skipped.append((path, f"no extension, and its content is not a usable video: {err.reason}"))
+            return False
+        notes.append((path, f"has no extension; its content is a video ({info.width}x{info.height}, {info.num_frames} frames), so it is used"))
+        return True
+    skipped.append((path, _not_a_clip(path)))
+    return False
 
 
 def _is_frame_folder(folder: Path) -> bool:
@@ -260,11 +278,17 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
         path = Path(arg)
         if not path.exists():
             skipped.append((arg, "no such file or folder"))
+        elif not path.is_file() and not path.is_dir():
+            skipped.append((arg, "not a regular file or folder (a pipe, socket or device); copy the clip into a file"))
         elif path.is_file() and path.suffix.lower() != ".csv":
-            if path.suffix.lower() in VIDEO_EXTENSIONS:
+            notes: list[tuple[Path, str]] = []
+            refused: list[tuple[Path, str]] = []
+            if _is_video_file(path, refused, notes):
                 found.append((path, path.parent))
+                for _, note in notes:
+                    log.warning("%s %s", arg, note)
             else:
-                skipped.append((arg, f"not a video file (expected one of {', '.join(VIDEO_EXTENSIONS)})"))
+                skipped += [(arg, reason) for _, reason in refused]
         elif any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()) and not any(p.is_dir() for p in path.iterdir()):
             found.append((path, path.parent))  # the frames of one clip
         else:

@@ -44,6 +44,7 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
     dataset trains, the same clean view otherwise).
     """
     from ..data.cache import content_hash
+    from ..data.dataset import ClipFailure
     from ..errors import ClipError
     from ..models.backbone import pooled_features
 
@@ -70,8 +71,8 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
         for i, k, path in missing[start : start + batch_size]:
             dataset.set_epoch(k)
             item = dataset[i]
-            if item is None:
-                skipped.append((str(dataset.samples[i].path), "could not be decoded (see the warning above)"))
+            if isinstance(item, ClipFailure):
+                skipped.append((item.path, item.reason))
                 continue
             chunk.append((i, k, path))
             inputs.append(item[0])

@@ -96,6 +96,10 @@ def fit(setup: Setup) -> TrainResult:
         state.setdefault("stopped_by", "epochs")
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
 
+    failures: dict[str, str] = dict(state.get("failures", {}))  # clips that failed to decode: path -> reason
+    for dataset in (train_set, val_set):  # a resumed run does not try them again either
+        dataset.failed.update({i: failures[str(s.path)] for i, s in enumerate(dataset.samples) if str(s.path) in failures})
+    state["failures"] = failures
     num_classes = len(data.classes)
     epoch_started = clock() - state["seconds"]
     last_checkpoint = clock()
@@ -112,10 +116,10 @@ def fit(setup: Setup) -> TrainResult:
             model.train()
             losses = []
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{state['planned']}", leave=False, disable=not accelerator.is_local_main_process)
-            for batch in bar:
-                if skip_batch(batch, accelerator):  # every clip of a batch failed to decode (each was reported)
+            for videos, targets, failed in bar:
+                note_failures(train_set, failed, failures)
+                if skip_batch(videos, accelerator):  # every clip of a batch failed to decode (each was reported)
                     continue
-                videos, targets = batch
                 soft = smooth_targets(targets, num_classes, cfg.label_smoothing)
                 videos, soft = cfg.augment.mix(videos, soft, mix_rng)
                 with accelerator.accumulate(model):
@@ -131,7 +135,7 @@ def fit(setup: Setup) -> TrainResult:
                     optimizer.zero_grad()
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            val = validate(model, val_loader, accelerator)
+            val = validate(model, val_loader, accelerator, lambda failed: note_failures(val_set, failed, failures))
             train_loss = float(accelerator.gather_for_metrics(torch.tensor([np.mean(losses) if losses else math.nan])).mean())
             row = {
                 "epoch": epoch + 1,
@@ -178,9 +182,13 @@ def fit(setup: Setup) -> TrainResult:
             print(interrupted_message(run_dir, state, checkpointed), flush=True)
         raise
 
+    skipped = list(data.skipped) + all_failures(accelerator, failures)
     result = TrainResult(run_dir, state["best_epoch"], state["best_accuracy"], state["best_loss"], state["epoch"],
-                         clock() - setup.started, data.skipped, epochs_asked=cfg.epochs, stopped_by=state["stopped_by"])
+                         clock() - setup.started, skipped, epochs_asked=cfg.epochs, stopped_by=state["stopped_by"])
     if accelerator.is_main_process:
+        if len(skipped) > len(data.skipped) and state["best_epoch"]:
+            info.skipped = [{"path": p, "reason": r} for p, r in skipped]
+            info.save(run_dir)
         write_train_report(run_dir, result, state["rows"], trainable, total,
                            extra={"epochs_asked": cfg.epochs, "stopped_by": state["stopped_by"], "max_minutes": cfg.max_minutes})
         plot_curves(run_dir, state["rows"])
@@ -201,12 +209,33 @@ def interrupted_message(run_dir, state: dict, checkpointed: int) -> str:
     return f"interrupted during epoch {state['epoch'] + 1}: {kept}; {how}"
 
 
-def skip_batch(batch, accelerator) -> bool:
+def note_failures(dataset, failed: list, failures: dict[str, str]) -> None:
+    """Record the clips of a batch that failed to decode: in the run's list, and in `dataset` so that
+    no later epoch decodes them again (data loading workers start each epoch from the dataset as it is)."""
+    for failure in failed:
+        dataset.failed[failure.index] = failure.reason
+        failures.setdefault(failure.path, f"failed to decode during training, left out from then on: {failure.reason}")
+
+
+def all_failures(accelerator, failures: dict[str, str]) -> list[tuple[str, str]]:
+    """(path, reason) for the clips that failed to decode in any process, each once."""
+    found = [failures]
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        found = gather_object([failures])
+    merged: dict[str, str] = {}
+    for part in found:
+        merged.update(part)
+    return sorted(merged.items())
+
+
+def skip_batch(videos, accelerator) -> bool:
     """True when this batch is empty here, or, with several processes, on any of them: all
     processes skip the step together, since one skipping alone would leave the others waiting
     for its gradients (or its gathered metrics). The other processes' clips of that step are
     left out too: a rare loss, only for clips that probe well but fail to decode later."""
-    empty = batch is None
+    empty = videos is None
     if accelerator.num_processes == 1:
         return empty
     flag = torch.tensor([1 if empty else 0], device=accelerator.device)
@@ -221,14 +250,17 @@ def enable_checkpointing(model) -> None:
 
 
 @torch.no_grad()
-def validate(model, loader, accelerator) -> dict:
-    """Plain (unsmoothed) cross-entropy and accuracy over `loader`, gathered across processes."""
+def validate(model, loader, accelerator, on_failed=None) -> dict:
+    """Plain (unsmoothed) cross-entropy and accuracy over `loader`, gathered across processes.
+
+    `on_failed` is called with the `ClipFailure`s of each batch."""
     model.eval()
     all_logits, all_labels = [], []
-    for batch in loader:
-        if skip_batch(batch, accelerator):
+    for videos, labels, failed in loader:
+        if on_failed is not None:
+            on_failed(failed)
+        if skip_batch(videos, accelerator):
             continue
-        videos, labels = batch
         with accelerator.autocast():
             logits = model(pixel_values=videos).logits.float()
         logits, labels = accelerator.gather_for_metrics((logits, labels))

@@ -22,7 +22,7 @@ import numpy as np
 
 from .folder import decode_all_images, frame_files, probe_folder, read_folder  # noqa: F401  frame_files: for readers of frame folders
 from .info import (  # noqa: F401  the names readers of clips use, in one place
-    DECODE_TIMEOUT_S, IMAGE_EXTENSIONS, MAX_BAD_PACKETS, SEEK_GAP_S, SKIP_MARGIN_FRAMES, VIDEO_EXTENSIONS,
+    DECODE_TIMEOUT_S, IMAGE_EXTENSIONS, MAX_BAD_PACKETS, MIN_FRAMES, SEEK_GAP_S, SKIP_MARGIN_FRAMES, VIDEO_EXTENSIONS,
     VideoInfo, check_range, natural_key, scaled_size,
 )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClipError
-from .info import IMAGE_EXTENSIONS, VideoInfo, check_range, natural_key, scaled_size
+from .info import IMAGE_EXTENSIONS, VideoInfo, check_frames, check_pixels, check_range, limit, natural_key, scaled_size
 
 
 def frame_files(folder: str | Path) -> list[Path]:
@@ -21,6 +21,7 @@ def probe_folder(path: Path) -> VideoInfo:
     files = frame_files(path)
     if not files:
         raise ClipError(path, f"the folder has no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+    check_frames(path, len(files))
     width, height = _open_image(files[0]).size
     fps = 25.0  # frame folders carry no rate; 25 is the convention of the datasets that use them
     return VideoInfo(path, len(files), fps, len(files) / fps, width, height, 0)
@@ -29,10 +30,12 @@ def probe_folder(path: Path) -> VideoInfo:
 def _open_image(path: Path):
     from PIL import Image, UnidentifiedImageError
 
+    Image.MAX_IMAGE_PIXELS = limit("MAX_PIXELS")  # one limit for frames of every kind; Pillow's own is 89 megapixels
     try:
-        image = Image.open(path)
+        image = Image.open(path)  # reads the header only
+        check_pixels(path, *image.size, "the image is")
         image.load()
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ClipError(path, f"not a readable image ({err})") from None
     return image
 
@@ -63,12 +66,14 @@ def decode_all_images(folder: Path, size: tuple[int, int]) -> int:
     from PIL import Image, UnidentifiedImageError
 
     files = frame_files(folder)
+    Image.MAX_IMAGE_PIXELS = limit("MAX_PIXELS")
     for f in files:
         try:
             with Image.open(f) as image:
+                check_pixels(folder, *image.size, f"frame {f.name} is")
                 image.load()
                 if image.size != size:
                     raise ClipError(folder, f"frame {f.name} is {image.size[0]}x{image.size[1]}, the first frame {size[0]}x{size[1]}; resize them to one size")
-        except (OSError, UnidentifiedImageError) as err:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
             raise ClipError(folder, f"frame {f.name} is not a readable image ({err})") from None
     return len(files)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import re
 import time
 from pathlib import Path
@@ -25,7 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClipError
-from .info import MAX_BAD_PACKETS, SEEK_GAP_S, SKIP_MARGIN_FRAMES, VideoInfo, check_range, scaled_size
+from .info import MAX_BAD_PACKETS, SEEK_GAP_S, SKIP_MARGIN_FRAMES, VideoInfo, check_frames, check_pixels, check_range, limit, scaled_size
+
+
+log = logging.getLogger(__name__)
 
 
 def probe_file(path: Path, timeout: float) -> VideoInfo:
@@ -52,7 +56,7 @@ def decode_all_file(path: Path, timeout: float) -> int:
 
     deadline = _Deadline(path, timeout)
     decoded = 0
-    with _open(path, timeout) as container:
+    with _open(path, timeout) as container, _clip_errors(path):
         stream = container.streams.video[0]
         expected = _expected_frames(container, stream)
         try:
@@ -112,41 +116,65 @@ class _Deadline:
 
 def _open(path: Path, timeout: float):
     """An open PyAV container for `path`, set up for fast decoding of its first video stream."""
+    with _clip_errors(path):
+        return _open_container(path, timeout)
+
+
+def _open_container(path: Path, timeout: float):
     import av
 
     if not path.exists():
-        raise ClipError(path, "no such file")
+        raise ClipError(path, "a symbolic link that loops or leads nowhere" if path.is_symlink() else "no such file")
     if not path.is_file():  # a pipe or device could block forever before any timeout applies
         raise ClipError(path, "not a regular file")
     if path.stat().st_size == 0:
         raise ClipError(path, "the file is empty (0 bytes)")
     started = time.monotonic()
+    # FFmpeg's own pixel limit, so that no decoder (the one that probes the stream while opening it
+    # included) allocates frames above the limit whatever a header or an in-band SPS claims
+    decoder_options = {"max_pixels": str(limit("MAX_PIXELS"))}
     container = None
     try:
         # `timeout` also bounds every read FFmpeg makes, through its interrupt callback
-        container = av.open(str(path), metadata_errors="ignore", timeout=timeout)
+        container = av.open(str(path), metadata_errors="ignore", timeout=timeout, stream_options=[decoder_options] * 64)
         if not container.streams.video:
-            container.close()
             raise ClipError(path, "the file has no video stream")
         stream = container.streams.video[0]
+        cc = stream.codec_context
+        if cc is None:
+            raise ClipError(path, f"FFmpeg has no decoder for its video codec (container {container.format.name}); "
+                                  "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+        if container.format.name in _IMAGE_FORMATS:
+            raise ClipError(path, f"it is a single image ({container.format.name.removesuffix('_pipe')}), not a video; "
+                                  "put the frames of a clip in a folder of images, or encode them as a video")
+        check_pixels(path, cc.width, cc.height, "its header declares")
         first = next((p for p in container.demux(stream) if p.size), None)  # to choose the threading
         try:
             container.seek(0)
         except av.FFmpegError:  # a stream that cannot seek: start it again
             container.close()
-            container = av.open(str(path), metadata_errors="ignore", timeout=timeout)
+            container = av.open(str(path), metadata_errors="ignore", timeout=timeout, stream_options=[decoder_options] * 64)
             stream = container.streams.video[0]
+        stream.codec_context.options = decoder_options
     except (av.FFmpegError, OSError) as err:
         if container is not None:
             container.close()
         if isinstance(err, av.ExitError) or time.monotonic() - started >= timeout:
             raise ClipError(path, f"opening took longer than {timeout:g} s; the file may be damaged") from None
         raise ClipError(path, f"not a readable video ({_ffmpeg_reason(err)})") from None
+    except BaseException:
+        if container is not None:
+            container.close()
+        raise
     # Offered both, FFmpeg prefers frame threads, which cannot split a frame; for
     # frames coded as several slices (what PyAV's own encoder writes) slice
     # threads decode a 720p clip about 1.4x faster on two cores.
     stream.thread_type = "SLICE" if first is not None and _slices(stream, bytes(first)) > 1 else "AUTO"
     return container
+
+
+_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif", "gif_pipe"}
+"""FFmpeg's demuxers of still images: what a renamed photo opens as."""
 
 
 def _slices(stream, data: bytes) -> int:
@@ -185,6 +213,13 @@ def _clip_errors(path: Path):
         raise ClipError(path, "reading took longer than the timeout; the file may be damaged") from None
     except (av.FFmpegError, OSError) as err:
         raise ClipError(path, f"decoding failed ({_ffmpeg_reason(err)})") from None
+    except MemoryError:
+        raise ClipError(path, "decoding ran out of memory; the file may be damaged or far larger than it looks") from None
+    except ClipError:
+        raise
+    except Exception as err:  # noqa: BLE001  a hostile file can drive PyAV into any error; the clip is reported, not the batch
+        log.debug("unexpected error decoding %s", path, exc_info=True)
+        raise ClipError(path, f"the file is damaged in a way FFmpeg does not report ({type(err).__name__}: {err})") from None
 
 
 def _ffmpeg_reason(err: Exception) -> str:
@@ -195,6 +230,7 @@ def _probe_container(path: Path, container, deadline: _Deadline) -> VideoInfo:
     stream = container.streams.video[0]
     rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
     first = _first_frame(path, container, stream, deadline)
+    check_pixels(path, first.width, first.height, "its first frame decodes to")
     rotation = int(round(first.rotation or 0)) % 360 // 90 * 90
     num_frames = stream.frames
     if num_frames <= 0:  # containers without a frame count (mkv, webm): count packets, no decoding
@@ -205,6 +241,7 @@ def _probe_container(path: Path, container, deadline: _Deadline) -> VideoInfo:
             num_frames += packet.size > 0
     if num_frames <= 0:
         raise ClipError(path, "the video stream holds no frames; re-export the clip")
+    check_frames(path, int(num_frames))
     duration = _duration(container, stream) or num_frames / rate
     fps = num_frames / duration
     if abs(rate - fps) < 0.01 * fps:  # a constant rate: take the exact one, so late frames do not drift
@@ -261,7 +298,9 @@ class _Decoder:
         self.path, self.container, self.stream, self.deadline = path, container, stream, deadline
         self.tb = float(stream.time_base)
         self.frame_s = 1.0 / fps
-        self.slack = 0.5 / fps  # half a frame absorbs rounding in container timestamps
+        # The frame picked for time t is the one on screen at t: the last with a timestamp at or before t.
+        # One tick of the stream's clock absorbs timestamps rounded to it (Matroska's milliseconds).
+        self.slack = min(0.5 / fps, max(self.tb, 1e-6))
         self.margin = SKIP_MARGIN_FRAMES / fps
         self.keyframes = _keyframe_timestamps(stream)  # in stream time base; empty without an index
 
@@ -288,6 +327,7 @@ class _Decoder:
             if seek_to is not None:
                 self.container.seek(seek_to, stream=self.stream, backward=True)
                 prev = prev_t = None  # last frame out and its time
+                first_t, frames_out = None, 0  # the first frame's time, and frames out since the seek
                 skipped = False  # a packet went in with non-reference frames skipped since the seek
                 can_back = seek_to > (self.keyframes[0] if self.keyframes else 0)
             restart = False
@@ -309,6 +349,8 @@ class _Decoder:
                 for frame in decoded:
                     self.deadline.check()
                     t = frame.time if frame.time is not None else (0.0 if prev_t is None else prev_t + self.frame_s)
+                    first_t = t if first_t is None else first_t
+                    frames_out += 1
                     if prev is None and can_back and t > targets[k] + self.slack:
                         back += 1  # landed after the wanted frame: seek one keyframe further back
                         restart = True
@@ -330,11 +372,17 @@ class _Decoder:
             else:  # end of stream: wanted frames past the last one shown
                 if prev is None:
                     raise ClipError(self.path, "no frame could be decoded")
+                if frames_out > 1 and prev_t - first_t < self.frame_s and targets[-1] - prev_t > 3 * self.frame_s:
+                    raise ClipError(
+                        self.path,
+                        f"its frames carry no usable timestamps (every frame is stamped {prev_t:.2f} s; the container's "
+                        "timescale or frame durations are zero); re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4",
+                    )
                 if targets[-1] - prev_t > 3 * self.frame_s + self.slack:
                     raise ClipError(
                         self.path,
                         f"the video stops at {prev_t:.2f} s but should run to {targets[-1]:.2f} s; "
-                        "the file is probably truncated",
+                        "the file is probably truncated, or its timing is damaged",
                     )
                 picked[k:] = [prev] * (n - k)
                 k = n
