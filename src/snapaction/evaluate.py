@@ -240,15 +240,12 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
     probabilities), ``misclassified.csv`` and ``summary.txt``. The folder is
     replaced as a whole, never left half-written.
     """
-    import tempfile
-
-    from .files import atomic_json, current_umask, replace_dir
+    from .files import atomic_json, replace_dir, temp_dir
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    tmp = temp_dir(folder.parent, f".{folder.name}-")
     try:
-        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes the folder private; the report is for reading
         metrics = evaluation.metrics()
         classes = evaluation.classes
         report = {**(about or {}), "views": evaluation.views, "crops": evaluation.crops, **metrics}

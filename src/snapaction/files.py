@@ -18,7 +18,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+            # a file name that is not UTF-8 (held as surrogates) is written back as its own bytes
+            fh.write(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -32,6 +33,13 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def temp_dir(parent: Path, prefix: str) -> Path:
+    """A new empty folder in `parent`, with the permissions of a folder made by mkdir (mkdtemp makes it private)."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    tmp.chmod(0o777 & ~current_umask())
+    return tmp
 
 
 def atomic_json(path: Path, obj: Any) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import platform
-import tempfile
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RunError
-from .files import atomic_json, atomic_write, move_files_into, replace_dir
+from .files import atomic_json, atomic_write, move_files_into, replace_dir, temp_dir
 
 RUN_FILE = "snapaction.json"
 REPORT_FILE = "report.json"
@@ -108,7 +109,7 @@ def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
     """Write a trained model: a PEFT adapter for LoRA (base weights never copied), else the full model."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".weights-"))
+    tmp = temp_dir(run_dir, ".weights-")
     unwrapped.save_pretrained(tmp)
     if mode == "lora":
         move_files_into(tmp, run_dir)
@@ -165,7 +166,7 @@ def save_pose_model(run_dir: Path, pipeline) -> None:
     """``pose/``: a pose run's classifier and settings (a `snapaction.pose.PosePipeline`), replaced as a whole."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".pose-"))
+    tmp = temp_dir(run_dir, ".pose-")
     pipeline.save(tmp)
     replace_dir(tmp, run_dir / "pose")
 
@@ -251,6 +252,36 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
 # --- resumable checkpoints ----------------------------------------------------
 
 
+def recover_partial_writes(run_dir: str | Path) -> list[str]:
+    """Finish or undo what a kill left half-done in `run_dir`; returns one line per thing done.
+
+    A folder is replaced in two renames (the old one aside, the new one in), and
+    its new version is written in a ``.checkpoint-*`` / ``.weights-*`` / ``.pose-*``
+    folder first. A kill between the renames leaves ``NAME.old`` and no ``NAME``:
+    the complete new checkpoint (it has its state.json, written last) is put in
+    place, else the old one back. Half-written temporary folders are removed.
+    """
+    run_dir = Path(run_dir)
+    done: list[str] = []
+    if not run_dir.is_dir():
+        return done
+    for name, prefix, complete in ((CHECKPOINT_DIR, ".checkpoint-", "state.json"), ("model", ".weights-", None), ("pose", ".pose-", None)):
+        target, old = run_dir / name, run_dir / f"{name}.old"
+        fresh = sorted((p for p in run_dir.glob(prefix + "*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        if not target.exists():
+            finished = [p for p in fresh if complete and (p / complete).is_file()]
+            if finished:
+                os.replace(finished[-1], target)
+                done.append(f"put the checkpoint finished just before the stop in place ({finished[-1].name} -> {name})")
+            elif old.is_dir():
+                os.replace(old, target)
+                done.append(f"put {name} back from {old.name}, left by a stop during its replacement")
+        for leftover in [p for p in fresh if p.exists()] + ([old] if old.exists() else []):
+            shutil.rmtree(leftover, ignore_errors=True)
+            done.append(f"removed {leftover.name}, left half-written by a stop")
+    return done
+
+
 def has_checkpoint(run_dir: str | Path) -> bool:
     """True when `run_dir` holds a checkpoint `--resume` can continue from."""
     return (Path(run_dir) / CHECKPOINT_DIR / "state.json").is_file()
@@ -259,7 +290,7 @@ def has_checkpoint(run_dir: str | Path) -> bool:
 def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
     """Model, optimizer, scheduler, random states and loop state, replaced as a whole (every process calls it)."""
     checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
-    tmp = Path(tempfile.mkdtemp(dir=checkpoint_dir.parent, prefix=".checkpoint-")) if accelerator.is_main_process else None
+    tmp = temp_dir(checkpoint_dir.parent, ".checkpoint-") if accelerator.is_main_process else None
     tmp_list = [str(tmp) if tmp else None]
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list

@@ -31,7 +31,7 @@ def fit(cfg: TrainConfig) -> TrainResult:
     require_mediapipe()  # before any scanning: a missing extra is one sentence, at once
     if cfg.resume:
         raise ConfigError("the pose preset has nothing to resume: landmarks are cached, so run the same command again without --resume")
-    run_dir = check_out(cfg)
+    run_dir, cfg = check_out(cfg)
     # --num-frames and --no-flip mean for pose what they mean for video models
     settings = replace(cfg.pose, frames=cfg.sampling.get("num_frames", cfg.pose.frames), mirror=cfg.augment.flip)
     data = prepare_data(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed)

@@ -6,7 +6,9 @@ and probe mode (`snapaction.training.linear_probe`) both start from it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,16 +54,38 @@ class Setup:
         return train, val
 
 
-def check_out(cfg: TrainConfig) -> Path:
-    """The run folder, after checking that it can be written (or resumed) as asked."""
-    from ..run import has_checkpoint, is_run
+def check_out(cfg: TrainConfig) -> tuple[Path, TrainConfig]:
+    """The run folder, after checking that it can be written (or resumed) as asked, and the config to run.
+
+    What a kill left half-written is finished or removed first. ``--resume`` on
+    a run stopped before its first checkpoint starts it over in the same folder
+    (and says so): the weights it kept came from a run that cannot be continued
+    exactly, and a fresh run would refuse the folder, so this is the way on.
+    """
+    from ..run import has_checkpoint, is_run, recover_partial_writes
 
     run_dir = Path(cfg.out)
+    if os.environ.get("RANK", "0") == "0":  # with several processes, the first one tidies and the others wait for it
+        for line in recover_partial_writes(run_dir):
+            print(f"{run_dir}: {line}", flush=True)
+    else:
+        _wait_for_tidy(run_dir)
     if not cfg.resume and is_run(run_dir):
         raise ConfigError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
     if cfg.resume and not has_checkpoint(run_dir):
-        raise ConfigError(f"nothing to resume in {run_dir}: it has no checkpoint/state.json")
-    return run_dir
+        if not is_run(run_dir):
+            raise ConfigError(f"nothing to resume in {run_dir}: it holds no run; start one with --out {run_dir} (without --resume)")
+        print(f"{run_dir} was stopped before its first checkpoint, so it cannot be continued exactly: "
+              "training it again from the start, in the same folder, with the same options", flush=True)
+        cfg = dataclasses.replace(cfg, resume=False)
+    return run_dir, cfg
+
+
+def _wait_for_tidy(run_dir: Path, timeout: float = 60.0) -> None:
+    """Wait until the first process has finished `recover_partial_writes` (no temporary folders left)."""
+    end = time.monotonic() + timeout
+    while (any(run_dir.glob(".checkpoint-*")) or any(run_dir.glob("*.old"))) and time.monotonic() < end:
+        time.sleep(0.2)
 
 
 def prepare(cfg: TrainConfig) -> Setup:
@@ -75,7 +99,7 @@ def prepare(cfg: TrainConfig) -> Setup:
     from ..run import RunInfo, clip_keys
 
     started = time.monotonic()
-    run_dir = check_out(cfg)
+    run_dir, cfg = check_out(cfg)
     if preset(cfg.backbone) is None:  # a backbone that is not on this machine is said before the data is read
         resolve_backbone(cfg.backbone)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
