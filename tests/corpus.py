@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
+import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +26,7 @@ class Entry:
     name: str
     path: Path
     outcome: str
-    """``use`` or ``reject``."""
+    """``use``, ``reject``, or ``either`` (a damaged tail: usable where the frames a model samples decode)."""
     says: str = ""
     """A regular expression the rejection's reason matches."""
 
@@ -50,6 +52,20 @@ def encode(path: Path, frames: np.ndarray, codec: str = "libx264", pix_fmt: str 
             if pts_ms is not None:
                 frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
             container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def large_clip(path: Path, width: int, height: int, t: int = 2) -> Path:
+    """A real `width` x `height` H.264 clip, written from YUV planes (cheap even at 8K): stripes, and a block that changes."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        plane = np.full((height * 3 // 2, width), 128, np.uint8)
+        plane[:height] = (np.arange(width) // 16 % 256).astype(np.uint8)
+        for i in range(t):
+            plane[:64, :64] = 40 * i
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(plane, format="yuv420p")))
         container.mux(stream.encode())
     return path
 
@@ -232,8 +248,7 @@ def mp4_with_sps_size(good: bytes, width: int, height: int) -> bytes:
 def write_corpus(folder: Path) -> list[Entry]:
     """Write every corpus entry into `folder` (created) and say what must happen to each."""
     folder.mkdir(parents=True, exist_ok=True)
-    seed_dir = folder.parent / (folder.name + "-seeds")
-    seed_dir.mkdir(exist_ok=True)
+    seed_dir = Path(tempfile.mkdtemp(prefix="snapaction-corpus-seeds-"))
     plain = good_clip(seed_dir / "plain.mp4").read_bytes()  # moov at the end
     faststart = good_clip(seed_dir / "fast.mp4", t=40, container_options={"movflags": "+faststart"}).read_bytes()
     out: list[Entry] = []
@@ -243,16 +258,16 @@ def write_corpus(folder: Path) -> list[Entry]:
         path.write_bytes(data)
         out.append(Entry(name, path, outcome, says))
 
-    put("index_at_end_cut.mp4", plain[: len(plain) // 2], "reject", "not a readable video")
-    put("faststart_cut50.mp4", faststart[: len(faststart) // 2], "reject", "truncated|stops at")
-    put("faststart_cut90.mp4", faststart[: len(faststart) * 9 // 10], "reject", "truncated|stops at")
+    put("index_at_end_cut.mp4", plain[: len(plain) // 2], "reject", "not a readable video|damaged or truncated")
+    put("faststart_cut50.mp4", faststart[: len(faststart) // 2], "reject", "truncated|stops at|damaged")
+    put("faststart_cut90.mp4", faststart[: len(faststart) * 9 // 10], "either", "truncated|stops at|damaged")
     put("empty.mp4", b"", "reject", "empty")
     put("random.mp4", np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "reject", "not a readable video")
     put("unknown_fourcc.mp4", mp4_with_fourcc(plain, b"zzzz"), "reject", "no decoder")
     put("header_65535.mp4", mp4_claiming_size(plain, 65535, 65535), "use")
     put("sps_16000.mp4", mp4_with_sps_size(plain, 16000, 16000), "reject", "limit")
-    put("zero_timescale.mp4", mp4_zero_timescale(plain), "reject", "time|rate|frames|readable")
-    put("zero_durations.mp4", mp4_zero_durations(plain), "reject", "time|rate|frames|duration")
+    put("zero_timescale.mp4", mp4_zero_timescale(plain), "reject", "timescale")
+    put("zero_durations.mp4", mp4_zero_durations(plain), "reject", "no usable timestamps")
 
     from PIL import Image
 
@@ -270,9 +285,9 @@ def write_corpus(folder: Path) -> list[Entry]:
     clip("gray.mkv", t=6, codec="ffv1", pix_fmt="gray")
     clip("ten_bit.mkv", t=6, codec="ffv1", pix_fmt="yuv420p10le")
     clip("vfr.mp4", t=12, codec="libx264rgb", pix_fmt="rgb24", pts_ms=[0, 100, 200, 300, 320, 340, 360, 380, 400, 700, 710, 720])
-    clip("long_lowres.mp4", t=3000, h=24, w=32, g="250")
-    clip("uhd_4k.mp4", t=3, h=2160, w=3840)
-    clip("uhd_8k.mp4", t=3, h=4320, w=7680)
+    clip("long_lowres.mp4", t=1500, h=24, w=32, g="250")
+    for name, (w, h) in (("uhd_4k.mp4", (3840, 2160)), ("uhd_8k.mp4", (7680, 4320))):
+        out.append(Entry(name, large_clip(folder / name, w, h), "use"))
     clip("name with spaces.mp4", t=6)
     clip("name\nwith newline.mp4", t=6)
 
@@ -297,6 +312,13 @@ def write_corpus(folder: Path) -> list[Entry]:
     (folder / "loop_b.mp4").symlink_to("loop_a.mp4")
     for name in ("loop_a.mp4", "loop_b.mp4"):
         out.append(Entry(name, folder / name, "reject", "symbolic link|link loop|no such file"))
+    bomb = folder / "bomb_frames"  # a frame folder whose second PNG claims 30000x30000 pixels in its header
+    bomb.mkdir()
+    Image.fromarray(moving(1, 48, 64)[0]).save(bomb / "1.png")
+    data = (bomb / "1.png").read_bytes()
+    ihdr = struct.pack(">II", 30000, 30000) + data[24:29]
+    (bomb / "2.png").write_bytes(data[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + data[33:])
+    out.append(Entry("bomb_frames", bomb, "reject", "limit"))
     fifo = folder / "fifo.mp4"
     os.mkfifo(fifo)
     out.append(Entry("fifo.mp4", fifo, "reject", "not a regular file"))

@@ -210,7 +210,7 @@ def test_an_unexpected_error_is_reported_not_raised(tmp_path, monkeypatch):
 
 
 def test_manifest_and_json_output(tmp_path, capsys):
-    root = make_dataset(tmp_path / "clips", {"a": 2, "b": 2})
+    make_dataset(tmp_path / "clips", {"a": 2, "b": 2})
     manifest = tmp_path / "list.csv"
     manifest.write_text("path,label\nclips/a/a0.mp4,a\nclips/a/a1.mp4,a\nclips/b/b0.mp4,b\nclips/gone.mp4,b\n")
     code, out, _ = run_cli(capsys, str(manifest), "--json")

@@ -8,6 +8,7 @@ Heavy libraries are imported inside ``run`` so that ``--help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import logging
 import sys
@@ -61,12 +62,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_unprintable(err: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: a byte of a non-UTF-8 file name (held as a surrogate) prints as \\xNN, anything else as \\uNNNN."""
+    bad = err.object[err.start : err.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("unicode_escape").decode("ascii")
+                   for c in bad), err.end
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
+    codecs.register_error("snapaction-escape", _escape_unprintable)
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints escaped, never fails after the work is done
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="snapaction-escape")
     args = build_parser(argv).parse_args(argv)
     # SnapAction's own messages at INFO; the libraries underneath only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)

@@ -302,8 +302,9 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
     seen: set[Path] = set()
     unique = []
     for clip, base in found:
-        if clip.resolve() not in seen:
-            seen.add(clip.resolve())
+        real = Path(os.path.realpath(clip))  # unlike Path.resolve, never raises on a symbolic link loop
+        if real not in seen:
+            seen.add(real)
             unique.append((clip, base))
     ids = [clip.stem if clip.is_file() else clip.name for clip, _ in unique]
     repeated = {i for i in ids if ids.count(i) > 1}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClipError
-from .info import IMAGE_EXTENSIONS, VideoInfo, check_frames, check_pixels, check_range, limit, natural_key, scaled_size
+from .info import IMAGE_EXTENSIONS, VideoInfo, check_frames, check_pixels, check_range, natural_key, scaled_size
 
 
 def frame_files(folder: str | Path) -> list[Path]:
@@ -30,7 +30,7 @@ def probe_folder(path: Path) -> VideoInfo:
 def _open_image(path: Path):
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = limit("MAX_PIXELS")  # one limit for frames of every kind; Pillow's own is 89 megapixels
+    Image.MAX_IMAGE_PIXELS = None  # SnapAction's own limit (check_pixels, before any pixel is read) governs frames of every kind
     try:
         image = Image.open(path)  # reads the header only
         check_pixels(path, *image.size, "the image is")
@@ -66,7 +66,7 @@ def decode_all_images(folder: Path, size: tuple[int, int]) -> int:
     from PIL import Image, UnidentifiedImageError
 
     files = frame_files(folder)
-    Image.MAX_IMAGE_PIXELS = limit("MAX_PIXELS")
+    Image.MAX_IMAGE_PIXELS = None
     for f in files:
         try:
             with Image.open(f) as image:

@@ -73,7 +73,7 @@ def check_pixels(path: Path, width: int, height: int, what: str) -> None:
     if width * height > most:
         raise ClipError(
             path,
-            f"{what} {width}x{height} frames ({width * height / 1e6:.0f} megapixels), above the limit of "
+            f"{what} {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
             f"{most / 1e6:.1f} megapixels; if the clip is real, raise the limit with SNAPACTION_MAX_PIXELS={width * height}",
         )
 

@@ -147,7 +147,7 @@ def _open_container(path: Path, timeout: float):
         if container.format.name in _IMAGE_FORMATS:
             raise ClipError(path, f"it is a single image ({container.format.name.removesuffix('_pipe')}), not a video; "
                                   "put the frames of a clip in a folder of images, or encode them as a video")
-        check_pixels(path, cc.width, cc.height, "its header declares")
+        check_pixels(path, cc.width, cc.height, "its header declares frames of")
         first = next((p for p in container.demux(stream) if p.size), None)  # to choose the threading
         try:
             container.seek(0)
@@ -229,8 +229,9 @@ def _ffmpeg_reason(err: Exception) -> str:
 def _probe_container(path: Path, container, deadline: _Deadline) -> VideoInfo:
     stream = container.streams.video[0]
     rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    _check_timing(path, stream, rate)
     first = _first_frame(path, container, stream, deadline)
-    check_pixels(path, first.width, first.height, "its first frame decodes to")
+    check_pixels(path, first.width, first.height, "its first frame is")
     rotation = int(round(first.rotation or 0)) % 360 // 90 * 90
     num_frames = stream.frames
     if num_frames <= 0:  # containers without a frame count (mkv, webm): count packets, no decoding
@@ -250,6 +251,18 @@ def _probe_container(path: Path, container, deadline: _Deadline) -> VideoInfo:
     if rotation in (90, 270):
         width, height = height, width
     return VideoInfo(path, int(num_frames), fps, duration, width, height, rotation)
+
+
+def _check_timing(path: Path, stream, rate: float) -> None:
+    """`ClipError` for timing no real video has: every frame stamped alike (zero frame durations), or a rate
+    far below a frame a second (a zeroed timescale, which FFmpeg reads as one tick a second)."""
+    entries = getattr(stream, "index_entries", None) or []
+    if len(entries) > 1 and len({e.timestamp for e in entries}) == 1:
+        raise ClipError(path, "its frames carry no usable timestamps (all are stamped alike: the container's frame "
+                              "durations are zero); re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+    if rate < 0.1:
+        raise ClipError(path, f"its frame rate reads as {rate:.2g} frames a second, which no video has (the container's "
+                              "timescale is probably damaged); re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
 
 
 def _first_frame(path: Path, container, stream, deadline: _Deadline):

@@ -31,7 +31,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ClipError, ConfigError, SnapActionError
@@ -245,15 +244,8 @@ def create_app(
             path = await receive_video(request, tmp_dir, max_bytes)
         except UploadError as err:
             return _error(err.status, err.message)
-        try:
-            clip = await run_in_threadpool(probe, path)
-        except ClipError as err:
-            remove(path)
-            return _error(422, _clip_message(err, path))
-        except BaseException:
-            remove(path)
-            raise
-        job = lambda: _infer(predictor, path, clip, views, timeline)  # noqa: E731
+        # Probing runs in the queue too: a hostile header makes even a probe costly, so it waits its turn.
+        job = lambda: _infer(predictor, path, probe(path), views, timeline)  # noqa: E731
         try:
             return await queue.run(job, cleanup=lambda: remove(path))
         except QueueFull:

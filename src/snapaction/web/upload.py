@@ -8,11 +8,16 @@ a path: it only picks the file's suffix from `video.VIDEO_EXTENSIONS`.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 
+from starlette.requests import ClientDisconnect
+
 from ..video import VIDEO_EXTENSIONS
+
+log = logging.getLogger(__name__)
 
 try:
     from python_multipart.exceptions import FormParserError
@@ -171,6 +176,10 @@ async def receive_video(request, folder: str | Path, max_bytes: int) -> Path:
     except FormParserError:
         _discard(file)
         raise UploadError(400, "The upload is not a well-formed multipart form; send the video again.") from None
+    except ClientDisconnect:  # the client went away mid-upload: nothing is wrong with the server
+        _discard(file)
+        log.info("an upload was abandoned by the client after %d bytes", size)
+        raise UploadError(400, "The upload stopped before the whole file arrived; send it again.") from None
     except BaseException:
         _discard(file)
         raise
