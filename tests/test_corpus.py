@@ -130,3 +130,39 @@ def test_the_web_api_answers_every_upload_with_a_4xx_sentence_or_a_prediction(co
                 assert response.status_code in (400, 422), (entry.name, response.status_code, body)
                 assert str(uploads) not in body["detail"] and re.search(entry.says + "|empty", body["detail"]), (entry.name, body)
     assert not list(uploads.iterdir())  # every upload removed
+
+
+def test_dataset_shapes_a_user_gets_wrong(tmp_path, caplog):
+    """An empty class folder, a single class, a class of one clip, and a download with no extension."""
+    import logging
+    import shutil
+
+    from snapaction.data.check import check
+    from snapaction.data.dataset import prepare_data
+    from snapaction.errors import DataError
+
+    root = tmp_path / "data"
+    for k in range(3):
+        write_clip(root / "a" / f"a{k}.mp4", (220, 40, 40), seed=k)
+        write_clip(root / "b" / f"b{k}.mp4", (40, 40, 220), seed=k)
+    write_clip(root / "lonely" / "only.mp4", (40, 220, 40))
+    (root / "empty").mkdir()
+    shutil.copy(root / "a" / "a0.mp4", root / "a" / "videoplayback")  # a valid MP4 saved without an extension
+    (root / "a" / "notes").write_text("not a video")
+
+    report = check(root)
+    skipped = {p.name: r for p, r in report.skipped}
+    assert "class folder with no clips" in skipped["empty"]
+    assert "no extension, and its content is not a usable video" in skipped["notes"]
+    assert report.counts()["a"] == 4 and "has no extension; its content is a video" in dict(report.notes)[root / "a" / "videoplayback"]
+    assert any("one usable clip ('lonely')" in w for w in report.warnings)
+    with caplog.at_level(logging.WARNING, logger="snapaction"):
+        data = prepare_data(str(root), seed=0)
+    assert "lonely" in {s.label for s in data.train} and "lonely" not in {s.label for s in data.val}
+    assert "'lonely' have no validation clip" in caplog.text and "videoplayback has no extension" in caplog.text
+
+    single = tmp_path / "single"
+    shutil.copytree(root / "a", single / "a")
+    assert not check(single).ok and "only one class" in check(single).reason
+    with pytest.raises(DataError, match="at least two"):
+        prepare_data(str(single))

@@ -235,6 +235,12 @@ def prepare_data(data: str, val_data: str | None = None, val_fraction: float = 0
         raise DataError(f"{data} has usable clips for {len(present)} class(es); training needs at least two")
     if not val:
         raise DataError(f"no clips left for validation in {data}: add clips or pass --val-data")
+    unjudged = sorted(set(present) - {s.label for s in val})
+    if unjudged:
+        log.warning("class(es) %s have no validation clip (too few clips or source groups to spare one): validation "
+                    "accuracy says nothing about them; add clips of them or pass --val-data", ", ".join(map(repr, unjudged)))
+    for path, note in clips.notes:
+        log.warning("%s %s", path, note)
     per_class = {c: sum(s.label == c for s in val) for c in sorted({s.label for s in val})}
     if len(val) < 20:
         fewest = min(per_class, key=per_class.get)
