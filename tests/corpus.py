@@ -307,6 +307,10 @@ def write_corpus(folder: Path) -> list[Entry]:
     with open(raw, "wb") as f:
         f.write(plain)
     out.append(Entry("caf\\xe9.mp4", Path(os.fsdecode(raw)), "use"))
+    broken = os.fsencode(folder) + b"/broken\xff.mp4"  # a bad clip with a bad name: skipped, and its name printed
+    with open(broken, "wb") as f:
+        f.write(b"\x00" * 2048)
+    out.append(Entry("broken\\xff.mp4", Path(os.fsdecode(broken)), "reject", "not a readable video|damaged"))
 
     (folder / "loop_a.mp4").symlink_to("loop_b.mp4")
     (folder / "loop_b.mp4").symlink_to("loop_a.mp4")

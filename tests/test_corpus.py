@@ -87,13 +87,15 @@ def test_predict_classifies_the_usable_entries_and_lists_the_rest(corpus, tiny_r
     assert peak < 1500 and seconds < 90, (peak, seconds)
 
 
-def test_training_on_the_corpus_trains_on_the_good_clips_and_lists_every_bad_one(corpus, tmp_path):
-    from snapaction.training import TrainConfig, train
+def test_training_on_the_corpus_trains_on_the_good_clips_and_lists_every_bad_one(corpus, tmp_path, monkeypatch):
+    from snapaction.cli import main
 
     root, entries = corpus
-    result = train(TrainConfig(data=str(root), out=str(tmp_path / "run"), backbone="scratch", epochs=1, batch_size=8,
-                               sampling={"num_frames": 4}, cache_frames=8, cache_dir=str(tmp_path / "cache"), precision="no"))
-    info = json.loads((result.run_dir / "snapaction.json").read_text())
+    buffer = strict_stdout(monkeypatch)  # the final summary names the skipped clips, one of them not UTF-8
+    assert main(["train", str(root), "--out", str(tmp_path / "run"), "--backbone", "scratch", "--epochs", "1", "--batch-size", "8",
+                 "--num-frames", "4", "--cache-frames", "8", "--cache-dir", str(tmp_path / "cache"), "--precision", "no"]) == 0
+    assert b"run written to" in buffer.getvalue() and b"broken\\xff.mp4" in buffer.getvalue()
+    info = json.loads((tmp_path / "run" / "snapaction.json").read_text())
     rejected = reasons_by_path(info["skipped"])
     for entry in entries:
         if entry.outcome == "either" and str(entry.path) not in rejected:
@@ -102,7 +104,7 @@ def test_training_on_the_corpus_trains_on_the_good_clips_and_lists_every_bad_one
             assert re.search(entry.says, rejected.get(str(entry.path), "")), f"train: {entry.name}: {rejected.get(str(entry.path))!r}"
         else:
             assert str(entry.path) not in rejected, f"train: {entry.name} should be trained on: {rejected[str(entry.path)]}"
-    assert result.epochs_run == 1
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["epochs_run"] == 1
 
 
 def test_the_web_api_answers_every_upload_with_a_4xx_sentence_or_a_prediction(corpus, tiny_run, tmp_path):
@@ -166,3 +168,50 @@ def test_dataset_shapes_a_user_gets_wrong(tmp_path, caplog):
     assert not check(single).ok and "only one class" in check(single).reason
     with pytest.raises(DataError, match="at least two"):
         prepare_data(str(single))
+
+
+def strict_stdout(monkeypatch):
+    """stdout as a strict UTF-8 terminal has it; returns the bytes buffer behind it."""
+    import io
+
+    buffer = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buffer, encoding="utf-8", errors="strict", write_through=True))
+    return buffer
+
+
+def test_a_non_utf8_name_prints_escaped_in_the_data_check_table(corpus, monkeypatch):
+    from snapaction.cli import main
+
+    root, _ = corpus
+    buffer = strict_stdout(monkeypatch)
+    assert main(["data", "check", str(root)]) == 0
+    assert b"broken\\xff.mp4" in buffer.getvalue() and b"Ready to train." in buffer.getvalue()
+
+
+def test_run_folders_get_the_permissions_of_mkdir(tiny_run):
+    from snapaction.files import current_umask
+
+    for name in ("model", "checkpoint"):
+        assert (tiny_run / name).stat().st_mode & 0o777 == 0o777 & ~current_umask(), name
+
+
+def test_an_abandoned_upload_is_a_400_and_leaves_no_file(tmp_path, caplog):
+    import asyncio
+    import logging
+
+    from starlette.requests import ClientDisconnect
+
+    from snapaction.web.upload import UploadError, receive_video
+
+    class Abandoned:
+        headers = {"content-type": "multipart/form-data; boundary=xyz"}
+
+        async def stream(self):
+            yield b'--xyz\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n' + b"\0" * 1000
+            raise ClientDisconnect()
+
+    with caplog.at_level(logging.INFO, logger="snapaction"), pytest.raises(UploadError) as err:
+        asyncio.run(receive_video(Abandoned(), tmp_path, 10**6))
+    assert err.value.status == 400 and "stopped before the whole file arrived" in err.value.message
+    assert not list(tmp_path.iterdir())
+    assert [r.levelname for r in caplog.records] == ["INFO"] and "abandoned" in caplog.text

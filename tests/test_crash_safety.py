@@ -1,4 +1,6 @@
-"""A training run killed at any moment (SIGKILL, no chance to tidy up) resumes to the same result as a run never stopped."""
+"""A training run killed at any moment (SIGKILL, no chance to tidy up) resumes to the same result as a run never stopped.
+
+Mixup is on, so the resumed run must also replay the mixing draws exactly."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from snapaction.cli import main
 from test_train import read_metrics, write_cut_faststart_clip
 
 ARGS = ["--backbone", "scratch", "--epochs", "2", "--batch-size", "4", "--num-frames", "4", "--cache-frames", "8",
-        "--lr", "3e-3", "--mixup-alpha", "0", "--patience", "0", "--precision", "no", "--checkpoint-minutes", "0"]
+        "--lr", "3e-3", "--mixup-alpha", "0.4", "--mixup-prob", "1", "--patience", "0", "--precision", "no", "--checkpoint-minutes", "0"]
 
 # Runs the CLI in a fresh process; with "between-renames" it kills itself in the middle of replacing its
 # second checkpoint: the old checkpoint moved aside, the new one (complete) not yet in its place.

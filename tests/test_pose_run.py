@@ -59,7 +59,7 @@ def test_the_run_folder_is_a_run_like_any_other_with_bad_clips_listed(pose_run):
     skipped = {Path(s["path"]).name: s["reason"] for s in info["skipped"]}
     assert "no person found" in skipped["nobody.mp4"]
     assert "no person found" in skipped["nobody_found.mp4"] or "person was found in only" in skipped["nobody_found.mp4"]
-    assert "only 1 frame" in skipped["one_frame.mp4"]
+    assert "it holds 1 frame, a still image" in skipped["one_frame.mp4"]
     report = json.loads((run / "report.json").read_text())
     assert report["pose"]["chosen"] in ("stats", "temporal") and 0 <= report["val_accuracy"] <= 1
     assert {Path(s["path"]).name for s in report["skipped"]} >= {"nobody.mp4", "one_frame.mp4"}

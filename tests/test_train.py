@@ -108,36 +108,6 @@ def test_existing_run_is_not_overwritten(colour_clips, tmp_path):
         train(tiny_config(colour_clips, tmp_path / "run", epochs=1))
 
 
-def test_resume_ends_with_the_same_metrics(colour_clips, tmp_path, monkeypatch):
-    import snapaction.run as train_module  # the loop takes save_checkpoint from the run module when it starts
-
-    config = dict(epochs=4, augment=None)
-    from snapaction.augment import Augment
-
-    config["augment"] = Augment(mixup_alpha=0.4, mixup_prob=1.0)
-    whole = train(tiny_config(colour_clips, tmp_path / "whole", **config))
-
-    real_save = train_module.save_checkpoint
-    calls = {"n": 0}
-
-    def crash_after_two(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "save_checkpoint", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(colour_clips, tmp_path / "parts", **config))
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
-    assert len(read_metrics(tmp_path / "parts")) == 2
-    resumed = train(tiny_config(colour_clips, tmp_path / "parts", resume=True, **config))
-
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(read_metrics(tmp_path / "parts")) == strip(read_metrics(tmp_path / "whole"))
-    assert resumed.val_accuracy == whole.val_accuracy and resumed.best_epoch == whole.best_epoch
-
-
 def test_lora_run_saves_only_the_adapter_and_reloads_to_identical_logits(tiny_videomae, tmp_path):
     from snapaction.models.backbone import LoraSettings, apply_lora, load_backbone
     from snapaction.predict import Predictor

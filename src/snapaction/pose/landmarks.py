@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.cache import content_hash
-from ..errors import ClipError, SnapActionError
+from ..errors import SnapActionError
 from ..video import probe, read_frames
 
 from .skeleton import NUM_JOINTS
@@ -167,9 +167,7 @@ def extract_landmarks(path: str | Path, num_frames: int = 16, decode_size: int |
     `SnapActionError` when mediapipe is missing.
     """
     path = Path(path)
-    info = probe(path)
-    if info.num_frames < 2:
-        raise ClipError(path, f"it has only {info.num_frames} frame; the pose model classifies motion, which needs at least 2 frames")
+    info = probe(path)  # refuses a clip of one frame, as everywhere
     return landmarks_at(path, grid_indices(info.num_frames, num_frames), decode_size, info)
 
 
