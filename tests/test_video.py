@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import write_video
+from corpus import encode
 from snapaction.video import pyav as decode
 from snapaction.errors import ClipError
 from snapaction.data.sampling import uniform_indices
@@ -40,20 +40,7 @@ def smooth_frames(t: int, h: int = 64, w: int = 96) -> np.ndarray:
 
 def write_rgb(path: Path, frames: np.ndarray, pts_ms: list[int] | None = None, rotation: int = 0, fps: int = 25) -> Path:
     """Lossless clip with optional per-frame timestamps (milliseconds) and display rotation."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264rgb", rate=fps, options={"qp": "0"})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "rgb24"
-        if pts_ms is not None:
-            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            if pts_ms is not None:
-                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
+    return encode(path, frames, codec="libx264rgb", pix_fmt="rgb24", fps=fps, pts_ms=pts_ms, rotation=rotation, qp="0")
 
 
 def decode_all(path: Path) -> np.ndarray:
