@@ -251,3 +251,39 @@ def test_live_window_keeps_the_newest_seconds_and_restarts_on_a_new_stream():
     window.add(0.5, "new")
     assert window.values() == ["new"] and not window.ready
     assert decode_jpeg(jpeg((10, 200, 30))).shape == (48, 64, 3)
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-clips"
+
+
+def test_live_pose_window_gives_what_the_pose_model_gives_on_the_same_frames_as_a_clip(tmp_path):
+    """The live path (a skeleton per frame as it arrives, then the window's) and the clip path agree exactly."""
+    pytest.importorskip("mediapipe")
+    if not (REAL / "apply_eye_makeup.avi").is_file():
+        pytest.skip(f"the shared real clips are not at {REAL}")
+    from PIL import Image
+
+    from snapaction.pose import PosePipeline, PoseSettings, train_pose_classifier
+    from snapaction.pose.features import pose_sequence
+    from snapaction.pose.predictor import PosePredictor
+    from snapaction.pose.synthetic import synthetic_set
+    from snapaction.studio.live import LiveModel
+    from snapaction.video import probe, read_frames
+
+    settings = PoseSettings(frames=8, augment_copies=0, classifier="stats")
+    sequences, labels = synthetic_set(["raise_arms", "lower_arms"], 2, np.random.default_rng(0))
+    model, _ = train_pose_classifier([pose_sequence(s) for s in sequences], labels, [], [], ["raise_arms", "lower_arms"], settings)
+    fps = 10
+    predictor = PosePredictor(PosePipeline(model, settings), clip_seconds=8 / fps)
+    info = probe(REAL / "apply_eye_makeup.avi")
+    frames = read_frames(REAL / "apply_eye_makeup.avi", np.arange(0, 48, 6), info=info)  # (8, 240, 320, 3): a face and shoulders
+    clip = write_video(tmp_path / "eight.mp4", frames, fps=fps)  # lossless: the clip path decodes these same pixels
+    live = LiveModel(predictor)
+    for i, frame in enumerate(frames):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        live.add_frame(i / fps, buf.getvalue())
+    got = live.predict()
+    want = predictor.predict(clip).probabilities
+    assert got["frames"] == 8 and got["label"] == max(want, key=want.get)
+    assert got["probabilities"] == pytest.approx(want, abs=1e-6)
