@@ -287,3 +287,25 @@ def test_live_pose_window_gives_what_the_pose_model_gives_on_the_same_frames_as_
     want = predictor.predict(clip).probabilities
     assert got["frames"] == 8 and got["label"] == max(want, key=want.get)
     assert got["probabilities"] == pytest.approx(want, abs=1e-6)
+
+
+def test_studio_command_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    from snapaction.cli import main
+
+    assert main(["studio", str(tmp_path / "p"), "--run", str(tmp_path / "nope"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"run folder {tmp_path / 'nope'} does not exist" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("host, warned", [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_studio_command_warns_when_listening_beyond_this_machine(monkeypatch, capsys, tmp_path, host, warned):
+    import snapaction.web.app as web
+
+    served = []
+    monkeypatch.setattr(web, "serve", lambda app, sock: served.append(app))
+    from snapaction.cli import main
+
+    assert main(["studio", str(tmp_path / "p"), "--host", host, "--port", "0"]) == 0
+    out = capsys.readouterr()
+    assert served and ("lets other machines on the network use the studio" in out.err) == warned
+    assert "SnapAction studio for" in out.out and (tmp_path / "p" / "data").is_dir()

@@ -237,9 +237,16 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
             while True:
                 await fresh.wait()
                 fresh.clear()
-                result = await run_in_threadpool(live.predict)
-                if result is not None:
-                    await ws.send_json({"type": "prediction", **result, "frame_time": result["frame_time"] * 1000})
+                try:
+                    result = await run_in_threadpool(live.predict)
+                    if result is not None:
+                        await ws.send_json({"type": "prediction", **result, "frame_time": result["frame_time"] * 1000})
+                except (WebSocketDisconnect, RuntimeError):  # the page went away mid-prediction
+                    return
+                except Exception:
+                    log.exception("live prediction failed")
+                    await ws.send_json({"type": "error", "detail": "the model failed on the live frames; the server log has the details"})
+                    return
 
         worker = asyncio.create_task(predict_newest())
         try:

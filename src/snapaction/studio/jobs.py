@@ -58,7 +58,12 @@ class TrainingJob:
     def stop(self) -> None:
         """Ask the run to stop after the step in hand (its folder is still written in full)."""
         self._stop.set()
-        self.emit("phase", text="stopping after this step…")
+        from ..models.presets import preset
+
+        named = preset(self.cfg.backbone)
+        one_go = named is not None and named.trainer == "pose"
+        self.emit("phase", text="the pose model trains in one go (seconds once landmarks are cached): it ends by itself"
+                  if one_go else "stopping after this step…")
 
     def emit(self, kind: str, **fields) -> None:
         with self._changed:

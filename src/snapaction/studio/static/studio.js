@@ -319,7 +319,7 @@ function renderRuns(runs) {
     textContent: r.name + " (" + r.backbone + (r.val_accuracy != null ? ", " + percent(r.val_accuracy) + " on validation" : "") + ")" })));
   if (runs.some((r) => r.name === chosen)) select.value = chosen;
   $("live-button").disabled = !runs.length && !state.live;
-  if (!runs.length) $("live-note").textContent = "Train a run first (or start the studio with --run RUN).";
+  if (!state.live) $("live-note").textContent = runs.length ? "Choose a run and press Start live." : "Train a run first (or start the studio with --run RUN).";
 }
 
 $("live-button").onclick = () => (state.live ? stopLive() : startLive());
