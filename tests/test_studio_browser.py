@@ -55,7 +55,8 @@ def studio(tmp_path):
     from snapaction.studio.app import create_studio_app
 
     # What the rest of the suite has imported already: the test's time is then the studio's own.
-    import snapaction.evaluate, snapaction.models.backbone, snapaction.predict, snapaction.training.loop  # noqa: E401, F401
+    import accelerate, matplotlib.pyplot, sklearn.metrics  # noqa: E401, F401
+    import snapaction.evaluate, snapaction.models.scratch, snapaction.predict, snapaction.training.loop  # noqa: E401, F401
 
     servers = []
     yield serve_in_thread(create_studio_app(tmp_path / "project", cache_dir=str(tmp_path / "cache")), servers), tmp_path / "project"
@@ -125,12 +126,12 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
         expect(page.locator('.class-card[data-class="blue"] .clip-count')).to_contain_text("3 usable of 3 clips")
         shoot(page, tmp_path, "2-clips")
         # 3. Train a tiny run and watch it finish; its curves and confusion matrix appear.
-        page.fill("#epochs", "2")
+        page.fill("#epochs", "1")
         page.fill("#max-minutes", "")
         page.fill("#run-name", "tiny")
         page.click("#train-button")
         expect(page.locator("#train-status")).to_contain_text("Done: tiny", timeout=WAIT_MS)
-        assert page.inner_text("#t-epoch") == "2 / 2"
+        assert page.inner_text("#t-epoch") == "1 / 1"
         expect(page.locator("#run-figures img")).to_have_count(2)
         page.wait_for_function("[...document.querySelectorAll('#run-figures img')].every(i => i.complete && i.naturalWidth > 0)")
         shoot(page, tmp_path, "3-trained")
