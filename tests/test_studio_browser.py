@@ -125,6 +125,12 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
         assert len(list((project / "data" / "blue").glob("webcam-*.webm"))) == 1
         expect(page.locator('.class-card[data-class="blue"] .clip-count')).to_contain_text("3 usable of 3 clips")
         shoot(page, tmp_path, "2-clips")
+        # Every control is reachable with Tab: recording, each clip (it plays on focus), training, live mode.
+        reached = []
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            reached.append(page.evaluate("(e => e.id || e.className || e.tagName)(document.activeElement)"))
+        assert {"primary record-button", "delete", "VIDEO", "model", "train-button", "live-run"} <= set(reached), reached
         # 3. Train a tiny run and watch it finish; its curves and confusion matrix appear.
         page.fill("#epochs", "1")
         page.fill("#max-minutes", "")
