@@ -4,7 +4,8 @@ Chromium's fake camera plays one y4m file per browser, so each class gets its
 own browser (its y4m written here from demo-like clips: a bright square moving
 over a red or a blue background), and live mode a third, whose y4m alternates
 the two. Screenshots of each step go to tmp, and to docs/studio-*.png when
-SNAPACTION_UPDATE_DOCS=1.
+SNAPACTION_UPDATE_DOCS=1 (which trains 8 epochs instead of 1, so the live
+screenshot shows a run that has learned the colours).
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ WAIT_MS = 60_000
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RED, BLUE = (210, 40, 40), (40, 50, 210)
 SIZE = (96, 128)  # (H, W) of the fake camera
+UPDATE_DOCS = os.environ.get("SNAPACTION_UPDATE_DOCS") == "1"
+EPOCHS = 8 if UPDATE_DOCS else 1  # the docs' screenshots show a run that has learned the two colours; the test needs one epoch
+
+
+CAUGHT_UP = """() => {
+    const video = document.querySelector('#live-camera'), canvas = document.createElement('canvas');
+    canvas.width = 8; canvas.height = 8;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(video, 0, 0, 8, 8);
+    const px = ctx.getImageData(0, 0, 8, 8).data;
+    let red = 0, blue = 0;
+    for (let i = 0; i < px.length; i += 4) { red += px[i]; blue += px[i + 2]; }
+    const top = document.querySelector('#live-top').textContent.split(' ')[0];
+    return top === (red > blue ? 'red' : 'blue') && !document.querySelector('#live-top').textContent.includes('unsure');
+}"""
+"""True when the top class is the colour the fake camera shows now (docs screenshots only)."""
 
 
 def demo_frames(colour, seconds: float, fps: int, seed: int) -> np.ndarray:
@@ -77,7 +94,7 @@ def camera_page(playwright, y4m: Path, base: str):
 def shoot(page, tmp_path: Path, name: str) -> None:
     shot = tmp_path / f"studio-{name}.png"
     page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("SNAPACTION_UPDATE_DOCS") == "1":
+    if UPDATE_DOCS:
         shutil.copyfile(shot, DOCS / shot.name)
 
 
@@ -99,7 +116,7 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
     fps = 10
     cams = {name: write_y4m(tmp_path / f"{name}.y4m", demo_frames(c, 2, fps, seed), fps)
             for name, c, seed in (("red", RED, 0), ("blue", BLUE, 1))}
-    live = write_y4m(tmp_path / "live.y4m", np.concatenate([demo_frames(RED, 1.5, fps, 2), demo_frames(BLUE, 1.5, fps, 3)]), fps)
+    live = write_y4m(tmp_path / "live.y4m", np.concatenate([demo_frames(RED, 2.5, fps, 2), demo_frames(BLUE, 2.5, fps, 3)]), fps)
     dropped = {name: [write_video(tmp_path / f"{name}{i}.mp4", demo_frames(c, 1, 10, 10 + i), fps=10, codec="libx264")
                       for i in range(2)] for name, c in (("red", RED), ("blue", BLUE))}
     with sync_playwright() as p:
@@ -132,12 +149,12 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
             reached.append(page.evaluate("(e => e.id || e.className || e.tagName)(document.activeElement)"))
         assert {"primary record-button", "delete", "VIDEO", "model", "train-button", "live-run"} <= set(reached), reached
         # 3. Train a tiny run and watch it finish; its curves and confusion matrix appear.
-        page.fill("#epochs", "1")
+        page.fill("#epochs", str(EPOCHS))
         page.fill("#max-minutes", "")
         page.fill("#run-name", "tiny")
         page.click("#train-button")
         expect(page.locator("#train-status")).to_contain_text("Done: tiny", timeout=WAIT_MS)
-        assert page.inner_text("#t-epoch") == "1 / 1"
+        assert page.inner_text("#t-epoch") == f"{EPOCHS} / {EPOCHS}"
         expect(page.locator("#run-figures img")).to_have_count(2)
         page.wait_for_function("[...document.querySelectorAll('#run-figures img')].every(i => i.complete && i.naturalWidth > 0)")
         shoot(page, tmp_path, "3-trained")
@@ -156,6 +173,9 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
         for probs in seen:
             assert sum(map(float, probs)) == pytest.approx(1, abs=1e-3)
         assert page.inner_text("#live-top").split(" ")[0] in ("red", "blue")
+        if UPDATE_DOCS:  # the bars trail the camera by a window: show a moment when they have caught up
+            page.wait_for_function(CAUGHT_UP, timeout=WAIT_MS)
+            page.wait_for_timeout(120)  # the bars' width transition
         shoot(page, tmp_path, "4-live")
         # Readable on a phone: nothing wider than the screen.
         page.set_viewport_size({"width": 390, "height": 844})
