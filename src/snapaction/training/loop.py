@@ -55,9 +55,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
 
 Progress = Callable[[dict], "bool | None"]
-"""A training run's listener: called on the main process with ``{"event": "step", "epoch", "step", "steps"}``
-after every batch and ``{"event": "epoch", "planned", "best_epoch", "best_accuracy", **the metrics.csv row}``
-after every epoch (epochs count from 1); a True answer asks the run to stop."""
+"""A training run's listener: called with ``{"event": "step", "epoch", "step", "steps"}`` after every batch
+(`step` counts this epoch's batches) and ``{"event": "epoch", "planned", "best_epoch", "best_accuracy", **the
+metrics.csv row}`` after every epoch (epochs count from 1); a True answer asks the run to stop. It is called on
+every process: with several, each must give the same answer (the studio trains in one process)."""
 
 
 def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
