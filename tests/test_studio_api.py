@@ -58,6 +58,10 @@ def trained(tmp_path_factory, tiny_run):
     assert answer.status_code == 202, answer.text
     second = client.post("/api/train", json={"model": "scratch", "epochs": 1})
     assert second.status_code == 409 and "only one trains at a time" in second.json()["detail"]
+    clip = client.get("/api/project").json()["classes"][0]["clips"][0]["name"]
+    taken = client.delete(f"/api/classes/blue/clips/{clip}")  # training reads the clips: none may go meanwhile
+    assert taken.status_code == 409 and "is training on these clips" in taken.json()["detail"]
+    assert client.patch("/api/classes/blue", json={"name": "navy"}).status_code == 409
     events = []
     with client.stream("GET", "/api/train/events") as response:
         for line in response.iter_lines():

@@ -129,12 +129,19 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
     def api_add_class(body: NameIn) -> dict:
         return {"name": project.add_class(body.name)}
 
+    def not_while_training(what: str) -> None:
+        job = trainer.running()
+        if job is not None:  # its clips are being read: adding is fine, taking away is not
+            raise ProjectError(409, f"the run {job.name} is training on these clips; {what} once it ends (or stop it)")
+
     @app.patch("/api/classes/{name}")
     def api_rename_class(name: str, body: NameIn) -> dict:
+        not_while_training("rename a class")
         return {"name": project.rename_class(name, body.name)}
 
     @app.delete("/api/classes/{name}")
     def api_delete_class(name: str) -> dict:
+        not_while_training("delete a class")
         return {"trash": project.delete_class(name)}
 
     @app.post("/api/classes/{name}/clips", status_code=201, summary="Add a clip (multipart field 'video')")
@@ -161,6 +168,7 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
 
     @app.delete("/api/classes/{name}/clips/{clip}")
     def api_delete_clip(name: str, clip: str) -> dict:
+        not_while_training("delete a clip")
         return {"trash": project.delete_clip(name, clip)}
 
     @app.post("/api/trash/{trash_id}/restore")
