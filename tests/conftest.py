@@ -187,13 +187,8 @@ def browser():
 @pytest.fixture
 def live_server_for(tmp_path):
     """Start `snapaction serve`'s app for a run (or a predictor) on a free loopback port; returns its base URL."""
-    import threading
-    import time
-
-    import uvicorn
-
     from snapaction.predict import Predictor
-    from snapaction.web.app import bind_socket, create_app
+    from snapaction.web.app import create_app
 
     servers = []
 
@@ -201,18 +196,35 @@ def live_server_for(tmp_path):
         predictor = Predictor.load(run_or_predictor) if isinstance(run_or_predictor, (str, Path)) else run_or_predictor
         uploads = uploads or tmp_path / "uploads"
         uploads.mkdir(exist_ok=True)
-        sock = bind_socket("127.0.0.1", 0)
-        server = uvicorn.Server(uvicorn.Config(create_app(predictor, tmp_dir=uploads), log_level="warning"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        servers.append((server, thread, sock))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return serve_in_thread(create_app(predictor, tmp_dir=uploads), servers)
 
     yield start
+    stop_servers(servers)
+
+
+def serve_in_thread(app, servers: list) -> str:
+    """Serve `app` with uvicorn on a free loopback port in a daemon thread (appended to `servers`); returns its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from snapaction.web.app import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    servers.append((server, thread, sock))
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def stop_servers(servers: list) -> None:
+    """Stop what `serve_in_thread` started."""
     for server, thread, sock in servers:
         server.should_exit = True
         thread.join(10)

@@ -178,6 +178,14 @@ def test_probe_mode_caches_features_and_trains_a_head(tiny_videomae, colour_clip
     assert calls["n"] == 0  # every feature came from the cache
     assert again.val_accuracy == first.val_accuracy
 
+    # A progress hook hears every epoch, and its True answer ends the run there, written in full.
+    heard = []
+    stopped = train(tiny_config(colour_clips, tmp_path / "probe3", backbone=str(tiny_videomae), finetune="probe", lr=1e-2,
+                                epochs=5, sampling={}, cache_frames=None, probe_views=2),
+                    progress=lambda event: heard.append((event["event"], event["epoch"])) or event["epoch"] == 2)
+    assert heard == [("epoch", 1), ("epoch", 2)] and stopped.epochs_run == 2 and stopped.stopped_by == "asked"
+    assert json.loads((tmp_path / "probe3" / "report.json").read_text())["epochs_run"] == 2
+
     predictor = Predictor.load(run, device="cpu")
     clip = colour_clips / "blue" / "v_blue_g00_c00.mp4"
     assert predictor.predict(clip).label == "blue"

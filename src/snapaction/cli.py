@@ -26,6 +26,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("predict",): "predict",
     ("curve",): "curve",
     ("serve",): "serve",
+    ("studio",): "studio",
     ("pose",): "pose",
 }
 

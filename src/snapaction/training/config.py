@@ -119,7 +119,7 @@ class TrainResult:
     skipped: list[tuple[str, str]]
     epochs_asked: int | None = None
     stopped_by: str = "epochs"
-    """'epochs' (all ran), 'patience' (early stopping) or 'budget' (--max-minutes ended it)."""
+    """'epochs' (all ran), 'patience' (early stopping), 'budget' (--max-minutes ended it) or 'asked' (the caller's progress hook)."""
 
 
 def train_config(values: dict) -> TrainConfig:

@@ -91,8 +91,10 @@ def clip_features(model, dataset, views: int, backbone: str, settings: dict, cac
     return torch.from_numpy(x), torch.from_numpy(y), sorted(set(skipped))
 
 
-def fit(setup) -> TrainResult:
-    """Probe-mode training from a `Setup`: features once, then a linear head with warmup+cosine and early stopping."""
+def fit(setup, progress=None) -> TrainResult:
+    """Probe-mode training from a `Setup`: features once, then a linear head with warmup+cosine and early stopping.
+
+    `progress` is `snapaction.training.loop.Progress`, told of every epoch (its True answer stops the run there)."""
     from ..models.backbone import count_parameters, head_module
     from ..run import plot_curves, save_head, write_metrics, write_train_report
 
@@ -123,7 +125,7 @@ def fit(setup) -> TrainResult:
     total = cfg.epochs * PASSES_PER_EPOCH
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, int(cfg.warmup * total), total))
     soft = smooth_targets(y_train, len(data.classes), cfg.label_smoothing)
-    rows, best, bad_epochs = [], {"accuracy": -1.0, "loss": math.inf, "epoch": 0}, 0
+    rows, best, bad_epochs, stopped_by = [], {"accuracy": -1.0, "loss": math.inf, "epoch": 0}, 0, "epochs"
     for epoch in range(cfg.epochs):
         e0 = time.monotonic()
         for _ in range(PASSES_PER_EPOCH):
@@ -145,12 +147,18 @@ def fit(setup) -> TrainResult:
             info.save(run_dir)
         else:
             bad_epochs += 1
+        if progress and progress({"event": "epoch", **rows[-1], "planned": cfg.epochs, "best_epoch": best["epoch"],
+                                  "best_accuracy": best["accuracy"]}):
+            stopped_by = "asked"
+            break
         if cfg.patience and bad_epochs >= cfg.patience:
+            stopped_by = "patience"
             break
     print(f"probe: best validation accuracy {best['accuracy']:.3f} at epoch {best['epoch']}")
     write_metrics(run_dir, rows)
     trainable = sum(p.numel() for p in probe.parameters())
-    result = TrainResult(run_dir, best["epoch"], best["accuracy"], best["loss"], len(rows), time.monotonic() - setup.started, skipped)
+    result = TrainResult(run_dir, best["epoch"], best["accuracy"], best["loss"], len(rows), time.monotonic() - setup.started, skipped,
+                         epochs_asked=cfg.epochs, stopped_by=stopped_by)
     write_train_report(run_dir, result, rows, trainable, count_parameters(model)[1])
     plot_curves(run_dir, rows)
     return result

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,8 +32,13 @@ clock = time.monotonic
 """The loop's clock (tests give it a fake one to play a slow machine)."""
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train a run as `cfg` says and write its folder; returns the best epoch's metrics."""
+def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Train a run as `cfg` says and write its folder; returns the best epoch's metrics.
+
+    `progress`, when given, is called with each event of the run (see `Progress`); when it returns
+    True the run stops as early stopping does: the step in hand ends, the epoch is validated, and the
+    folder is written in full with ``stopped_by='asked'``. The pose preset trains in one go and reports no events.
+    """
     from ..models.presets import preset
 
     named = preset(cfg.backbone)
@@ -44,11 +50,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.mode == "probe":
         from . import linear_probe
 
-        return linear_probe.fit(setup)
-    return fit(setup)
+        return linear_probe.fit(setup, progress)
+    return fit(setup, progress)
 
 
-def fit(setup: Setup) -> TrainResult:
+Progress = Callable[[dict], "bool | None"]
+"""A training run's listener: called with ``{"event": "step", "epoch", "step", "steps"}`` after every batch
+(`step` counts this epoch's batches) and ``{"event": "epoch", "planned", "best_epoch", "best_accuracy", **the
+metrics.csv row}`` after every epoch (epochs count from 1); a True answer asks the run to stop. It is called on
+every process: with several, each must give the same answer (the studio trains in one process)."""
+
+
+def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
     """The training loop of LoRA and full fine-tuning: epochs of steps, validation, best-weights saving, checkpoints."""
     from ..data.dataset import EpochSampler, collate_clips
     from ..models.backbone import apply_lora, count_parameters
@@ -114,7 +127,7 @@ def fit(setup: Setup) -> TrainResult:
             train_set.set_epoch(epoch)
             mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
             model.train()
-            losses = []
+            losses, asked = [], False
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{state['planned']}", leave=False, disable=not accelerator.is_local_main_process)
             for videos, targets, failed in bar:
                 note_failures(train_set, failed, failures)
@@ -135,6 +148,9 @@ def fit(setup: Setup) -> TrainResult:
                     optimizer.zero_grad()
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                if progress and progress({"event": "step", "epoch": epoch + 1, "step": len(losses), "steps": len(train_loader)}):
+                    asked = True
+                    break
             val = validate(model, val_loader, accelerator, lambda failed: note_failures(val_set, failed, failures))
             train_loss = float(accelerator.gather_for_metrics(torch.tensor([np.mean(losses) if losses else math.nan])).mean())
             row = {
@@ -161,18 +177,21 @@ def fit(setup: Setup) -> TrainResult:
             state["epoch"] = epoch + 1
             state["seconds"] = clock() - epoch_started
             state["planned"] = fit_to_budget(cfg.epochs, [r["seconds"] for r in state["rows"]], budget_s)
+            if progress and progress({"event": "epoch", **row, "planned": state["planned"], "best_epoch": state["best_epoch"],
+                                      "best_accuracy": state["best_accuracy"]}):
+                asked = True
             stop = cfg.patience and state["bad_epochs"] >= cfg.patience
             out_of_time = state["planned"] <= epoch + 1 < cfg.epochs  # the budget has no room for another epoch
             if accelerator.is_main_process:
                 write_metrics(run_dir, state["rows"])
-            last = stop or out_of_time or epoch + 1 == cfg.epochs
+            last = stop or out_of_time or asked or epoch + 1 == cfg.epochs
             if last or clock() - last_checkpoint >= cfg.checkpoint_minutes * 60:
                 save_checkpoint(accelerator, run_dir, state)
                 checkpointed = state["epoch"]
                 last_checkpoint = clock()
-            if stop or out_of_time:
-                state["stopped_by"] = "patience" if stop else "budget"
-                accelerator.print("stopping: " + (f"no better validation accuracy for {cfg.patience} epochs" if stop else
+            if stop or out_of_time or asked:
+                state["stopped_by"] = "asked" if asked else "patience" if stop else "budget"
+                accelerator.print("stopping: " + ("asked to stop" if asked else f"no better validation accuracy for {cfg.patience} epochs" if stop else
                                   f"the {cfg.max_minutes:g}-minute budget has no room for another epoch at "
                                   f"{state['seconds'] / (epoch + 1):.1f} s each; ran {epoch + 1} of the {cfg.epochs} asked for, "
                                   "with the learning rate laid out to end here"))

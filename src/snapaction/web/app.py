@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import __version__
 from ..errors import ClipError, ConfigError, SnapActionError
 from ..video import VideoInfo, probe
-from .upload import UploadError, receive_video, remove
+from .upload import UploadError, clip_message as _clip_message, receive_video, remove
 
 log = logging.getLogger(__name__)
 
@@ -180,16 +180,7 @@ def create_app(
     app.state.queue = queue
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.exception_handler(RequestValidationError)
-    async def bad_parameters(request: Request, exc: RequestValidationError):
-        where = lambda err: ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"  # noqa: E731
-        text = "; ".join(f"{where(err)}: {err.get('msg', 'invalid')}" for err in exc.errors())
-        return JSONResponse({"detail": f"Invalid request parameters ({text})."}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        log.exception("unexpected error while serving %s", request.url.path)
-        return _error(500, "SnapAction hit an internal error while handling this request; the server log has the details.")
+    add_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
@@ -309,10 +300,19 @@ def _plain(window) -> dict:
     return data
 
 
-def _clip_message(err: ClipError, path: Path) -> str:
-    """The reason a clip is unusable, in words meant for the uploader: no server paths."""
-    reason = err.reason.replace(str(path), "the upload").replace(str(path.parent), "the server")
-    return f"This file cannot be used as a video: {reason}."
+def add_error_handlers(app: FastAPI) -> None:
+    """Bad parameters (422) and unexpected errors (500) answered as JSON with one sentence, as every route's errors are."""
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError):
+        where = lambda err: ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"  # noqa: E731
+        text = "; ".join(f"{where(err)}: {err.get('msg', 'invalid')}" for err in exc.errors())
+        return JSONResponse({"detail": f"Invalid request parameters ({text})."}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        log.exception("unexpected error while serving %s", request.url.path)
+        return _error(500, "SnapAction hit an internal error while handling this request; the server log has the details.")
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:

@@ -50,6 +50,12 @@ def too_large(max_bytes: int) -> UploadError:
     )
 
 
+def clip_message(err, path: Path) -> str:
+    """The reason an uploaded clip is unusable (a `ClipError` on `path`), in words meant for the uploader: no server paths."""
+    reason = err.reason.replace(str(path), "the upload").replace(str(path.parent), "the server")
+    return f"This file cannot be used as a video: {reason}."
+
+
 def format_mb(num_bytes: float) -> str:
     """'200 MB' for 200 * 2**20 bytes (at most one decimal)."""
     mb = num_bytes / 2**20

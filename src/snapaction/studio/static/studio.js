@@ -1,0 +1,416 @@
+// SnapAction studio: classes and clips, training with live progress, live predictions. No external code.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { project: null, stream: null, recording: false, events: null, lastEvent: -1, undo: null,
+                live: null, classesShown: [] };
+
+function showError(text) {
+  $("error").textContent = text || "";
+  $("error").hidden = !text;
+}
+function setStatus(text) { $("status").textContent = text || ""; }
+function percent(p) { return (100 * p).toFixed(1) + "%"; }
+function minutes(s) { return s < 90 ? Math.round(s) + " s" : (s / 60).toFixed(1) + " min"; }
+function colourOf(name) {
+  const palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.codePointAt(0)) >>> 0;
+  return palette[h % palette.length];
+}
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  node.append(...children);
+  return node;
+}
+
+async function api(method, url, body) {
+  const options = { method, headers: {} };
+  if (body instanceof FormData) options.body = body;
+  else if (body !== undefined) { options.body = JSON.stringify(body); options.headers["Content-Type"] = "application/json"; }
+  const response = await fetch(url, options);
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  if (!response.ok) throw new Error((data && data.detail) || ("The server answered " + response.status + "."));
+  return data;
+}
+async function guarded(work) {
+  showError("");
+  try { return await work(); } catch (err) { showError(err.message); return null; }
+}
+
+// --- the project ------------------------------------------------------------------
+
+async function refresh() {
+  const project = await api("GET", "/api/project");
+  state.project = project;
+  $("project-info").textContent = "Project " + project.root + " · clips in " + project.data;
+  renderClasses(project.classes);
+  renderModels(project.models);
+  renderRuns(project.runs);
+  return project;
+}
+
+function renderClasses(classes) {
+  const box = $("classes");
+  // Keep hovering videos alone when nothing changed in a class: rebuild only what differs.
+  const key = JSON.stringify(classes);
+  if (key === box.dataset.key) return;
+  box.dataset.key = key;
+  box.replaceChildren(...classes.map(classCard));
+  if (!classes.length) box.append(el("p", { className: "muted", textContent: "No classes yet: add one above, e.g. the first action you want recognised." }));
+}
+
+function classCard(c) {
+  const card = el("article", { className: "class-card" });
+  card.dataset.class = c.name;
+  const count = el("span", { className: "muted clip-count", textContent: c.usable + " usable of " + c.clips.length + " clip" + (c.clips.length === 1 ? "" : "s") });
+  const title = el("h3", { textContent: c.name });
+  const record = el("button", { type: "button", className: "primary record-button", textContent: "Record" });
+  record.setAttribute("aria-label", "Record a clip of " + c.name);
+  record.onclick = () => recordClip(c.name);
+  const file = el("input", { type: "file", accept: "video/*", multiple: true, hidden: true });
+  file.onchange = () => addFiles(c.name, file.files);
+  const add = el("button", { type: "button", textContent: "Add files…" });
+  add.setAttribute("aria-label", "Add video files to " + c.name);
+  add.onclick = () => file.click();
+  const rename = el("button", { type: "button", textContent: "Rename" });
+  rename.setAttribute("aria-label", "Rename " + c.name);
+  rename.onclick = () => renameClass(c.name);
+  const del = el("button", { type: "button", textContent: "Delete" });
+  del.setAttribute("aria-label", "Delete the class " + c.name);
+  del.onclick = () => deleteClass(c.name);
+  const actions = el("div", { className: "row" }, record, add, file, rename, del);
+  const warnings = el("ul", { className: "warnings" }, ...c.warnings.map((w) => el("li", { textContent: w })));
+  const thumbs = el("div", { className: "thumbs" }, ...c.clips.map((clip) => thumb(c.name, clip)));
+  card.append(el("div", { className: "class-head" }, title, count), actions, warnings, thumbs);
+  // Drop video files on a class to add them.
+  card.addEventListener("dragover", (e) => { e.preventDefault(); });
+  card.addEventListener("drop", (e) => { e.preventDefault(); addFiles(c.name, e.dataTransfer.files); });
+  return card;
+}
+
+function thumb(className, clip) {
+  const url = "/api/classes/" + encodeURIComponent(className) + "/clips/" + encodeURIComponent(clip.name);
+  const video = el("video", { src: url, muted: true, loop: true, preload: "metadata", playsInline: true, tabIndex: 0,
+                              title: clip.name + (clip.problem ? " — " + clip.problem : "") });
+  video.setAttribute("aria-label", "Clip " + clip.name + " of " + className + (clip.problem ? " (cannot be used: " + clip.problem + ")" : ""));
+  const play = () => { video.play().catch(() => {}); };
+  const pause = () => { video.pause(); };
+  video.addEventListener("mouseenter", play);
+  video.addEventListener("focus", play);
+  video.addEventListener("mouseleave", pause);
+  video.addEventListener("blur", pause);
+  const del = el("button", { type: "button", className: "delete", textContent: "×" });
+  del.setAttribute("aria-label", "Delete clip " + clip.name + " of " + className);
+  del.onclick = () => deleteClip(className, clip.name);
+  const box = el("div", { className: "thumb" + (clip.problem ? " bad" : "") }, video, del);
+  box.dataset.clip = clip.name;
+  return box;
+}
+
+function classUrl(name) { return "/api/classes/" + encodeURIComponent(name); }
+
+$("new-class").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("new-class-name").value;
+  const done = await guarded(() => api("POST", "/api/classes", { name }));
+  if (done) { $("new-class-name").value = ""; setStatus("Class " + done.name + " added."); await refresh(); }
+});
+
+async function renameClass(name) {
+  const next = window.prompt("New name for " + name, name);
+  if (next === null || next === name) return;
+  if (await guarded(() => api("PATCH", classUrl(name), { name: next }))) await refresh();
+}
+
+async function deleteClass(name) {
+  const done = await guarded(() => api("DELETE", classUrl(name)));
+  if (done) { offerUndo("Class " + name + " moved to the trash.", done.trash); await refresh(); }
+}
+
+async function deleteClip(name, clip) {
+  const done = await guarded(() => api("DELETE", classUrl(name) + "/clips/" + encodeURIComponent(clip)));
+  if (done) { offerUndo("Clip " + clip + " moved to the trash.", done.trash); await refresh(); }
+}
+
+function offerUndo(text, trashId) {
+  state.undo = trashId;
+  $("undo-text").textContent = text;
+  $("undo-bar").hidden = false;
+  $("undo-button").focus();
+}
+$("undo-button").onclick = async () => {
+  if (!state.undo) return;
+  const done = await guarded(() => api("POST", "/api/trash/" + encodeURIComponent(state.undo) + "/restore"));
+  if (done) { state.undo = null; $("undo-bar").hidden = true; setStatus("Restored."); await refresh(); }
+};
+
+async function upload(name, blob, filename, source) {
+  const form = new FormData();
+  form.append("video", blob, filename);
+  return api("POST", classUrl(name) + "/clips?source=" + source, form);
+}
+
+async function addFiles(name, files) {
+  for (const file of Array.from(files || [])) {
+    setStatus("Adding " + file.name + " to " + name + "…");
+    const done = await guarded(() => upload(name, file, file.name, "file"));
+    if (done) setStatus("Added " + done.clip + " (" + done.seconds + " s) to " + name + ".");
+  }
+  await refresh();
+}
+
+// --- recording ----------------------------------------------------------------------
+
+async function camera() {
+  if (state.stream && state.stream.active) return state.stream;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("This page cannot use the webcam here: open it as http://127.0.0.1 on the computer running SnapAction "
+                    + "(browsers allow cameras only there or over HTTPS), or add video files instead.");
+  }
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+  } catch (err) {
+    throw new Error("The webcam could not be opened (" + (err.message || err.name) + ").");
+  }
+  return state.stream;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function recordClip(name) {
+  if (state.recording) return;
+  showError("");
+  const seconds = Math.min(30, Math.max(1, Math.round(Number($("record-seconds").value) || 2)));
+  const countdown = Math.min(10, Math.max(0, Math.round(Number($("countdown-seconds").value) || 0)));
+  let stream;
+  try { stream = await camera(); } catch (err) { showError(err.message); return; }
+  state.recording = true;
+  document.querySelectorAll(".record-button").forEach((b) => { b.disabled = true; });
+  const box = $("camera-box"), status = $("camera-status");
+  box.hidden = false;
+  $("camera").srcObject = stream;
+  try {
+    for (let left = countdown; left > 0; left--) { status.textContent = "Get ready: " + left; await sleep(1000); }
+    const type = ["video/webm;codecs=vp8", "video/webm", "video/mp4"].find((t) => MediaRecorder.isTypeSupported(t));
+    const recorder = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
+    const chunks = [];
+    recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+    const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+    recorder.start();
+    for (let left = seconds; left > 0; left--) { status.textContent = "Recording " + name + ": " + left + " s"; await sleep(1000); }
+    recorder.stop();
+    await stopped;
+    status.textContent = "Saving…";
+    const mime = recorder.mimeType || type || "video/webm";
+    const done = await guarded(() => upload(name, new Blob(chunks, { type: mime }), "webcam." + (mime.includes("mp4") ? "mp4" : "webm"), "webcam"));
+    if (done) setStatus("Saved " + done.clip + " (" + done.seconds + " s) in " + name + ".");
+    await refresh();
+  } finally {
+    status.textContent = "";
+    box.hidden = true;
+    state.recording = false;
+    document.querySelectorAll(".record-button").forEach((b) => { b.disabled = false; });
+  }
+}
+
+// --- training -----------------------------------------------------------------------
+
+function renderModels(models) {
+  const select = $("model");
+  if (select.options.length) return;
+  for (const m of models) {
+    const option = el("option", { value: m.name, textContent: m.label + (m.available ? "" : " (not installed)"), disabled: !m.available });
+    option.title = m.reason || "";
+    select.append(option);
+  }
+  const notes = models.filter((m) => !m.available).map((m) => m.label + ": " + m.reason);
+  $("model-note").textContent = notes.join(" ");
+  select.onchange = showFolderFields;
+  showFolderFields();
+}
+function showFolderFields() {
+  const folder = $("model").value === "folder";
+  document.querySelectorAll(".folder-only").forEach((n) => { n.hidden = !folder; });
+}
+
+$("train-button").onclick = async () => {
+  const body = { model: $("model").value, epochs: Number($("epochs").value) || 30 };
+  const budget = Number($("max-minutes").value);
+  if (budget > 0) body.max_minutes = budget;
+  if ($("run-name").value.trim()) body.name = $("run-name").value.trim();
+  if (body.model === "folder") { body.backbone = $("backbone").value.trim(); body.finetune = $("finetune").value; }
+  const started = await guarded(() => api("POST", "/api/train", body));
+  if (started) follow(-1);
+};
+$("stop-button").onclick = () => guarded(() => api("POST", "/api/train/stop"));
+
+function follow(after) {
+  if (state.events) state.events.close();
+  $("progress-box").hidden = false;
+  $("run-figures").replaceChildren();
+  $("train-button").disabled = true;
+  $("stop-button").disabled = false;
+  const source = new EventSource("/api/train/events?after=" + after);
+  state.events = source;
+  const handle = (e) => onTrainEvent(JSON.parse(e.data));
+  for (const kind of ["started", "phase", "step", "epoch", "done", "failed"]) source.addEventListener(kind, handle);
+}
+
+function onTrainEvent(ev) {
+  state.lastEvent = ev.id;
+  const status = $("train-status");
+  if (ev.event === "started") {
+    status.textContent = "Training " + ev.run + " (" + ev.backbone + ")…";
+    $("train-progress").value = 0;
+    $("t-epoch").textContent = $("t-loss").textContent = $("t-acc").textContent = $("t-eta").textContent = "–";
+    state.planned = ev.epochs;
+  } else if (ev.event === "phase") {
+    status.textContent = ev.text;
+  } else if (ev.event === "step") {
+    status.textContent = "Epoch " + ev.epoch + ": step " + ev.step + " of " + ev.steps;
+  } else if (ev.event === "epoch") {
+    state.planned = ev.planned;
+    $("train-progress").value = Math.min(1, ev.epoch / ev.planned);
+    $("t-epoch").textContent = ev.epoch + " / " + ev.planned;
+    $("t-loss").textContent = Number(ev.train_loss).toFixed(3);
+    $("t-acc").textContent = percent(ev.val_accuracy);
+    $("t-eta").textContent = minutes(ev.eta_s);
+    status.textContent = "Epoch " + ev.epoch + " done.";
+  } else if (ev.event === "done" || ev.event === "failed") {
+    state.events.close();
+    state.events = null;
+    $("train-button").disabled = false;
+    $("stop-button").disabled = true;
+    if (ev.event === "failed") { status.textContent = "Training failed."; showError(ev.detail); return; }
+    $("train-progress").value = 1;
+    $("t-eta").textContent = "0 s";
+    const why = { asked: "stopped as asked", patience: "stopped early: no better epoch for a while",
+                  budget: "the time budget ended it", epochs: "all epochs ran" }[ev.stopped_by] || ev.stopped_by;
+    let text = "Done: " + ev.run + ", best validation accuracy " + percent(ev.val_accuracy) + " at epoch " + ev.best_epoch
+             + " (" + ev.epochs_run + " epochs, " + why + ", " + minutes(ev.seconds) + ").";
+    if (ev.validation && ev.validation.clips) text += " The confusion matrix below is on its " + ev.validation.clips + " validation clips.";
+    if (ev.validation && ev.validation.error) text += " No confusion matrix: " + ev.validation.error;
+    status.textContent = text;
+    refresh().then(() => { showRunFigures(ev.run); $("live-run").value = ev.run; });
+  }
+}
+
+function showRunFigures(name) {
+  const run = (state.project.runs || []).find((r) => r.name === name);
+  const box = $("run-figures");
+  box.replaceChildren();
+  if (!run) return;
+  const titles = { curves: "Training and validation, per epoch", confusion_matrix: "Confusion matrix (validation clips)" };
+  for (const [figure, url] of Object.entries(run.figures)) {
+    box.append(el("figure", {}, el("img", { src: url + "?t=" + Date.now(), alt: titles[figure] || figure }),
+                  el("figcaption", { className: "muted small", textContent: titles[figure] || figure })));
+  }
+}
+
+// --- live mode ----------------------------------------------------------------------
+
+function renderRuns(runs) {
+  const select = $("live-run");
+  const chosen = select.value;
+  select.replaceChildren(...runs.map((r) => el("option", { value: r.name,
+    textContent: r.name + " (" + r.backbone + (r.val_accuracy != null ? ", " + percent(r.val_accuracy) + " on validation" : "") + ")" })));
+  if (runs.some((r) => r.name === chosen)) select.value = chosen;
+  $("live-button").disabled = !runs.length && !state.live;
+  if (!state.live) $("live-note").textContent = runs.length ? "Choose a run and press Start live." : "Train a run first (or start the studio with --run RUN).";
+}
+
+$("live-button").onclick = () => (state.live ? stopLive() : startLive());
+
+async function startLive() {
+  showError("");
+  const run = $("live-run").value;
+  if (!run) return;
+  let stream;
+  try { stream = await camera(); } catch (err) { showError(err.message); return; }
+  const video = $("live-camera");
+  video.srcObject = stream;
+  await video.play().catch(() => {});
+  const proto = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(proto + location.host + "/api/live/" + encodeURIComponent(run));
+  ws.binaryType = "arraybuffer";
+  const live = { ws, timer: null, latencies: [], stamps: [], canvas: document.createElement("canvas") };
+  state.live = live;
+  $("live-button").textContent = "Stop live";
+  $("live-note").textContent = "Connecting…";
+  ws.onmessage = (e) => onLiveMessage(live, JSON.parse(e.data));
+  ws.onclose = () => { if (state.live === live) stopLive(); };
+}
+
+function onLiveMessage(live, msg) {
+  if (msg.type === "error") { showError(msg.detail); return; }
+  if (msg.type === "ready") {
+    live.settings = msg;
+    $("live-note").textContent = "Watching the last " + msg.window_seconds.toFixed(1) + " s (" + msg.fps + " frames/s sent).";
+    $("live-bars").replaceChildren(...msg.classes.map((c) => liveBar(c)));
+    live.timer = setInterval(() => sendFrame(live), 1000 / msg.fps);
+    return;
+  }
+  if (msg.type !== "prediction") return;
+  const now = performance.now();
+  live.latencies.push(now - msg.frame_time);
+  live.stamps.push(now);
+  if (live.latencies.length > 30) { live.latencies.shift(); live.stamps.shift(); }
+  if (msg.label === null) { $("live-top").textContent = "–"; $("live-note").textContent = msg.detail; return; }
+  $("live-top").textContent = msg.label + (msg.unsure ? " (unsure)" : "");
+  for (const row of $("live-bars").children) {
+    const p = msg.probabilities[row.dataset.class] || 0;
+    row.dataset.probability = String(p);
+    row.classList.toggle("top", row.dataset.class === msg.label);
+    row.querySelector(".bar-fill").style.width = (100 * p).toFixed(2) + "%";
+    row.querySelector(".bar-value").textContent = percent(p);
+  }
+  const sorted = [...live.latencies].sort((a, b) => a - b);
+  const span = (live.stamps[live.stamps.length - 1] - live.stamps[0]) / 1000;
+  const rate = span > 0 ? (live.stamps.length - 1) / span : 0;
+  $("live-timing").textContent = "latency " + Math.round(sorted[Math.floor(sorted.length / 2)]) + " ms (frame to bars) · "
+    + rate.toFixed(1) + " predictions/s · model " + msg.model_ms + " ms";
+}
+
+function liveBar(name) {
+  const row = el("li", { className: "bar" });
+  row.dataset.class = name;
+  const fill = el("span", { className: "bar-fill" });
+  fill.style.background = colourOf(name);
+  const track = el("span", { className: "bar-track" }, fill);
+  track.setAttribute("aria-hidden", "true");
+  row.append(el("span", { className: "bar-name", textContent: name, title: name }), track, el("span", { className: "bar-value", textContent: "–" }));
+  return row;
+}
+
+function sendFrame(live) {
+  const video = $("live-camera");
+  if (live.ws.readyState !== WebSocket.OPEN || !video.videoWidth || live.ws.bufferedAmount > 256 * 1024) return;
+  const width = Math.min(live.settings.width, video.videoWidth);
+  const canvas = live.canvas;
+  canvas.width = width;
+  canvas.height = Math.round(width * video.videoHeight / video.videoWidth);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  const taken = performance.now();
+  canvas.toBlob(async (blob) => {
+    if (!blob || live.ws.readyState !== WebSocket.OPEN) return;
+    const jpeg = new Uint8Array(await blob.arrayBuffer());
+    const message = new Uint8Array(8 + jpeg.length);
+    new DataView(message.buffer).setFloat64(0, taken, true);
+    message.set(jpeg, 8);
+    live.ws.send(message);
+  }, "image/jpeg", 0.8);
+}
+
+function stopLive() {
+  const live = state.live;
+  state.live = null;
+  if (live) { clearInterval(live.timer); if (live.ws.readyState <= 1) live.ws.close(); }
+  $("live-button").textContent = "Start live";
+}
+
+refresh().then((project) => {
+  if (project.training && !project.training.finished) follow(-1);  // a reopened tab follows the run in progress
+}).catch((err) => showError(err.message));
