@@ -1,0 +1,24 @@
+"""Background masking: foreground masks computed once per clip, cached, and used by training and prediction alike.
+
+Three methods (`settings.METHODS`), one module each: `motion` (background
+subtraction, no weights), `person` (MediaPipe's selfie segmentation, shipped
+in the mediapipe wheel), `sam2` (SAM 2 through transformers, prompted
+automatically or from the manifest). `cache.MaskCache` keeps the masks on
+disk; `masker.Masker` applies a run's masking to clips; `clips.mask_clips`
+masks a whole dataset with a summary; `preview.write_preview` draws them.
+"""
+
+from __future__ import annotations
+
+from .masker import Masker, Prompt, compute_masks, fill_background, masker_for  # noqa: F401
+from .settings import FILLS, METHODS, Masking  # noqa: F401
+
+
+def run_masker(info) -> "Masker | None":
+    """The `Masker` of a run (a `snapaction.run.RunInfo`) trained on masked clips, or None; its masks are cached
+    where the run cached its own (falling back to SnapAction's cache folder)."""
+    if not info.masking:
+        return None
+    from ..training.config import DEFAULT_CACHE
+
+    return masker_for(info.masking, info.config.get("cache_dir") or DEFAULT_CACHE)
