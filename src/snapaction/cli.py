@@ -26,6 +26,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("curve",): "curve",
     ("serve",): "serve",
     ("pose",): "pose",
+    ("mask",): "mask",
 }
 
 

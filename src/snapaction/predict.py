@@ -114,7 +114,7 @@ class Predictor:
             wanted = np.unique(indices)
             frames = read_frames(clip, wanted, size=self.preprocessing.size, info=info)
             if self.masker is not None:
-                frames = self.masker.masked(clip, wanted, frames, info)
+                frames = self.masker.masked_on_grid(clip, wanted, frames, self.sampling.grid, info)
             position = {int(i): k for k, i in enumerate(wanted)}
             stacks = [frames[[position[int(i)] for i in row]] for row in indices]
         else:

@@ -138,3 +138,18 @@ def mask_training_data(data, masking, cache_dir: str | Path, source: str | Path,
             raise DataError(f"after leaving out the {len(empty)} clips whose {masking.method} mask is empty, too few clips are left to "
                             f"train and validate on; try another --mask method (listed above: the clips and why)")
     return masker
+
+
+def mask_dataset(data: str | Path, masking, cache_dir: str | Path, grid: int, progress: bool = True) -> MaskReport:
+    """``snapaction mask DATA``: masks of every clip `scan` finds in `data` (a folder or manifest), into the cache.
+
+    Files that are not clips are reported in the result (``failed``) with the reason `scan` gives.
+    """
+    from ..data.layout import scan
+    from .masker import masker_for
+
+    clips = scan(data)
+    masker = masker_for(masking, cache_dir, data)
+    report = mask_clips([s.path for s in clips.samples], masker, grid, progress)
+    report.failed = [(str(p), r) for p, r in clips.skipped] + report.failed
+    return report

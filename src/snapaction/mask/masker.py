@@ -137,8 +137,17 @@ class Masker:
         return fill_background(frames, resize_masks(masks, *frames.shape[1:3]), self.masking.fill)
 
     def masked(self, path: str | Path, indices, frames: np.ndarray, info=None) -> np.ndarray:
-        """`frames` (frames `indices` of the clip at `path`, any size) with their background filled."""
+        """`frames` (frames `indices` of the clip at `path`, any size) with their background filled by masks of
+        those frames themselves (a window of a long video)."""
         return self.apply(frames, self.masks(path, indices, info))
+
+    def masked_on_grid(self, path: str | Path, indices, frames: np.ndarray, grid: int, info=None) -> np.ndarray:
+        """`frames` (frames `indices` of a clip) filled with the masks of the nearest of the `grid` frames training
+        masked: exactly training's masks for frames on the grid, and one set of masks per clip whatever the views."""
+        info = info or probe(path)
+        on = on_grid(info.num_frames, grid)
+        nearest = np.abs(np.asarray(indices)[:, None] - on[None, :]).argmin(axis=1)
+        return self.apply(frames, self.grid_masks(path, grid, info)[nearest])
 
     def masked_array(self, frames: np.ndarray) -> np.ndarray:
         """Frames given as an array (no file, so no cache): masks computed from them at the mask size, then filled."""
