@@ -9,6 +9,7 @@ graph is made once per process and used under a lock.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -33,13 +34,30 @@ def _segmenter():
 def person_probabilities(frames: np.ndarray) -> np.ndarray:
     """float32 (T, H, W) probability that each pixel shows a person, for uint8 (T, H, W, 3) RGB frames."""
     out = np.zeros(frames.shape[:3], np.float32)
-    with _lock:
+    with _lock, _denormals_kept():
         graph = _segmenter()
         for i, frame in enumerate(frames):
             result = graph.process(np.ascontiguousarray(frame))
             if result.segmentation_mask is not None:
                 out[i] = result.segmentation_mask
     return out
+
+
+@contextlib.contextmanager
+def _denormals_kept():
+    """Training flushes denormal floats to zero (`torch.set_flush_denormal`), which makes MediaPipe's XNNPack
+    delegate fail to start ("failed to prepare"); keep them while MediaPipe runs, then restore the setting."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    flushed = torch is not None and (torch.tensor([1e-39]) * 1.0).item() == 0.0
+    if flushed:
+        torch.set_flush_denormal(False)
+    try:
+        yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(True)
 
 
 def person_masks(frames: np.ndarray) -> np.ndarray:
