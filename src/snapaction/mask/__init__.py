@@ -10,8 +10,8 @@ masks a whole dataset with a summary; `preview.write_preview` draws them.
 
 from __future__ import annotations
 
-from .masker import Masker, Prompt, compute_masks, fill_background, masker_for  # noqa: F401
-from .settings import FILLS, METHODS, Masking  # noqa: F401
+from .masker import Masker, compute_masks, fill_background, masker_for  # noqa: F401
+from .settings import FILLS, METHODS, Masking, Prompt  # noqa: F401
 
 
 def run_masker(info) -> "Masker | None":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from ..data.sampling import on_grid
 from ..video import probe, read_frames
 from .cache import MaskCache, frames_key, mask_dir
-from .settings import Masking
+from .settings import Masking, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +29,6 @@ METHOD_FUNCTIONS = {"motion": "snapaction.mask.motion:motion_masks",
                     "person": "snapaction.mask.person:person_masks",
                     "sam2": "snapaction.mask.sam2:sam2_masks"}
 """method -> the function computing bool (T, H, W) masks of uint8 (T, H, W, 3) frames."""
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """Where SAM 2 should look in a clip: a point (x, y) or a box (x0, y0, x1, y1), pixels of the frames it is given."""
-
-    point: tuple[float, float] | None = None
-    box: tuple[float, float, float, float] | None = None
-
-    def scaled(self, factor: float) -> "Prompt":
-        """The same prompt on frames `factor` times as large."""
-        scale = (lambda v: tuple(float(c) * factor for c in v) if v is not None else None)
-        return Prompt(scale(self.point), scale(self.box))
-
-    def key(self) -> str:
-        return f"p{self.point}-b{self.box}"
 
 
 def compute_masks(masking: Masking, frames: np.ndarray, prompt: Prompt | None = None) -> np.ndarray:

@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 from ..errors import DataError
-from .masker import Prompt
+from .settings import Prompt
 
 
 def manifest_prompts(manifest: str | Path) -> dict[str, Prompt]:

@@ -65,7 +65,7 @@ def auto_prompt(frames: np.ndarray):
     """(frame index, Prompt) to start SAM 2 from: a person's box, else the box of what moves most; None when neither."""
     import importlib.util
 
-    from .masker import Prompt
+    from .settings import Prompt
     from .motion import motion_masks
 
     if importlib.util.find_spec("mediapipe") is not None:

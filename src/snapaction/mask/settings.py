@@ -57,3 +57,19 @@ class Masking:
         if not values:
             return None
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Where SAM 2 should look in a clip: a point (x, y) or a box (x0, y0, x1, y1), pixels of the frames it is given."""
+
+    point: tuple[float, float] | None = None
+    box: tuple[float, float, float, float] | None = None
+
+    def scaled(self, factor: float) -> "Prompt":
+        """The same prompt on frames `factor` times as large."""
+        scale = (lambda v: tuple(float(c) * factor for c in v) if v is not None else None)
+        return Prompt(scale(self.point), scale(self.box))
+
+    def key(self) -> str:
+        return f"p{self.point}-b{self.box}"
