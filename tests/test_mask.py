@@ -98,6 +98,7 @@ def test_train_with_mask_computes_each_clip_once_and_prediction_masks_like_train
     """Masks are computed before epoch 1 and never again (epoch 2 computes none); the run remembers its masking,
     and a new clip is masked at prediction exactly as validation masked it."""
     import snapaction.mask.motion as motion
+    from snapaction.mask.masker import MEAN_FILL
     from snapaction.data.dataset import ClipDataset, ClipTransform
     from snapaction.data.layout import Sample
     from snapaction.predict import Predictor
@@ -127,6 +128,22 @@ def test_train_with_mask_computes_each_clip_once_and_prediction_masks_like_train
     val = ClipDataset([Sample(new, "pink", "g")], ["cyan", "pink"], predictor.sampling, predictor.preprocessing.size,
                       train=False, transform=ClipTransform(predictor.preprocessing), masker=predictor.masker)
     assert np.array_equal(val[0][0].numpy(), x[0].numpy())
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+    import base64
+    import io
+
+    from snapaction.web.app import create_app
+
+    (tmp_path / "uploads").mkdir()
+    client = TestClient(create_app(predictor, tmp_dir=tmp_path / "uploads"))
+    reply = client.post("/api/predict", files={"video": ("new.mp4", new.read_bytes(), "video/mp4")}).json()
+    assert reply["masked"].startswith("data:image/png;base64,")  # the page shows what the model saw
+    strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(reply["masked"].split(",", 1)[1]))).convert("RGB"))
+    assert strip.shape[1] == 8 * strip.shape[0] * 48 // 40 and (strip == MEAN_FILL).all(-1).mean() > 0.5
+    assert len(calls) == 5  # the upload is the same clip: its masks came from the cache
+
     predictor.masker = None
     assert not np.array_equal(predictor.views(new).numpy(), x.numpy())  # the masking did change what the model sees
 

@@ -48,3 +48,29 @@ def write_preview(clip: str | Path, masker: Masker, out_png: str | Path, frames:
     except OSError as err:
         raise SnapActionError(f"cannot write the preview {out_png}: {err.strerror or err}; pass --out a path you can write to") from None
     return out_png
+
+
+def masked_view(predictor, path: str | Path, frames: int = 8, height: int = 96) -> str | None:
+    """For a predictor whose run masks (``predictor.masker``): the frames its model saw of a clip, background
+    hidden, as a PNG data URL (a strip of up to `frames` of them); None for a run without masks.
+
+    The masks are the ones prediction used (read from the cache, not computed again)."""
+    masker = getattr(predictor, "masker", None)
+    if masker is None:
+        return None
+    import base64
+    import io
+
+    from PIL import Image
+
+    from ..data.sampling import view_indices
+
+    info = probe(path)
+    indices = view_indices(info.num_frames, predictor.sampling, 1)[0]
+    indices = indices[np.linspace(0, len(indices) - 1, min(frames, len(indices))).round().astype(int)]
+    size = height if height < min(info.width, info.height) else None
+    pixels = read_frames(path, indices, size=size, info=info)
+    shown = masker.masked_on_grid(path, indices, pixels, predictor.sampling.grid, info)
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate(list(shown), axis=1)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
