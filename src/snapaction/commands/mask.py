@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, choices=METHODS, help="how foreground is found")
     parser.add_argument("--preview", metavar="CLIP", default=None, help="write a PNG strip of CLIP's frames with the mask drawn, instead")
     parser.add_argument("--out", metavar="PNG", default=None, help="where --preview writes (default: CLIP with .METHOD-mask.png beside it)")
-    parser.add_argument("--frames", type=int, default=6, help="frames in the --preview strip (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=6, help="frames in the --preview strip, spread over the grid of "
+                        "--cache-frames (default 16) that training masks (default: %(default)s)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the backbone you will train, whose frame count sets the grid (default: %(default)s)")
     parser.add_argument("--num-frames", type=int, default=None, help="as given to train (default: the backbone's own)")
     parser.add_argument("--cache-frames", type=int, default=None, help="as given to train: frames per clip masked (default: twice --num-frames, at least 16)")
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--frames must be between 1 and 32, got {args.frames}")
         clip = Path(args.preview)
         out = Path(args.out) if args.out else clip.with_name(f"{clip.stem}.{args.method}-mask.png")
-        print(f"wrote {write_preview(clip, masker_for(masking, args.cache_dir), out, frames=args.frames)}")
+        grid = args.cache_frames or 16
+        print(f"wrote {write_preview(clip, masker_for(masking, args.cache_dir), out, frames=args.frames, grid=grid)}")
         return 0
     if not args.data:
         raise ConfigError("pass the clips to mask (a folder or a CSV manifest), or --preview CLIP")

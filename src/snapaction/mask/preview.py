@@ -23,20 +23,24 @@ def overlay(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return out.clip(0, 255).astype(np.uint8)
 
 
-def write_preview(clip: str | Path, masker: Masker, out_png: str | Path, frames: int = 6, height: int = 180) -> Path:
-    """Write a PNG strip of `frames` frames spread over `clip` with the masks of `masker` drawn on them (the masks come
-    from the cache, or are computed once and stored). Returns the PNG's path."""
+def write_preview(clip: str | Path, masker: Masker, out_png: str | Path, frames: int = 6, height: int = 180,
+                  grid: int = 16) -> Path:
+    """Write a PNG strip of `frames` frames spread over `clip` with the masks of `masker` drawn on them: the masks of
+    the `grid` frames training masks (from the cache, or computed once and stored), `frames` of them shown.
+    Returns the PNG's path."""
     import io
 
     from PIL import Image
 
-    from ..data.sampling import uniform_indices
+    from ..data.sampling import on_grid
     from ..errors import SnapActionError
     from ..files import atomic_write
 
     info = probe(clip)
-    indices = uniform_indices(info.num_frames, frames)
-    masks = masker.masks(clip, indices, info)
+    grid = max(grid, frames)
+    shown = np.linspace(0, grid - 1, frames).round().astype(int)
+    indices = on_grid(info.num_frames, grid)[shown]
+    masks = masker.grid_masks(clip, grid, info)[shown]
     size = height if height < min(info.width, info.height) else None
     pixels = read_frames(clip, indices, size=size, info=info)
     drawn = overlay(pixels, resize_masks(masks, *pixels.shape[1:3]))
