@@ -49,19 +49,6 @@ def motion_masks(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def moving_box(frames: np.ndarray) -> tuple[float, float, float, float] | None:
-    """(x0, y0, x1, y1) in pixels around the region that moves most over the clip, or None when nothing moves."""
-    from scipy import ndimage
-
-    total = motion_masks(frames).sum(axis=0)
-    labels, count = ndimage.label(total > 0)
-    if count == 0:
-        return None
-    weight = ndimage.sum(total, labels, index=np.arange(1, count + 1))
-    ys, xs = np.nonzero(labels == 1 + int(np.argmax(weight)))
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-
-
 def _disk(radius: float) -> np.ndarray:
     r = max(1, int(round(radius)))
     y, x = np.mgrid[-r : r + 1, -r : r + 1]

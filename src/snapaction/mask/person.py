@@ -63,12 +63,3 @@ def _denormals_kept():
 def person_masks(frames: np.ndarray) -> np.ndarray:
     """bool (T, H, W): the pixels MediaPipe's selfie segmentation takes for a person."""
     return person_probabilities(np.asarray(frames)) > THRESHOLD
-
-
-def person_box(frames: np.ndarray) -> tuple[float, float, float, float] | None:
-    """(x0, y0, x1, y1) pixels around the person in the clip's first frame that has one, or None when none does."""
-    for mask in person_masks(frames):
-        if mask.mean() > 0.01:
-            ys, xs = np.nonzero(mask)
-            return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-    return None

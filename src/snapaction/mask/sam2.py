@@ -2,8 +2,8 @@
 
 The prompt, in order of preference: the clip's own ``point``/``box`` from the
 manifest; else a box around the person MediaPipe's person segmentation finds
-(with the pose extra installed); else a box around the region that moves most
-(`motion.moving_box`). SAM 2 segments the prompted frame and propagates the
+(with the pose extra installed); else a box around what moves, on the frame
+where most moves (`motion.motion_masks`). SAM 2 segments the prompted frame and propagates the
 object forwards and backwards through the frames it is given. With no prompt
 at all (nothing found, nothing moves) the masks are empty, and `snapaction mask`
 lists the clip.
