@@ -98,7 +98,8 @@ def prepare(cfg: TrainConfig) -> Setup:
     if cfg.masking is not None:  # every clip's masks computed (or read from the cache) once, before the first epoch
         from ..mask.clips import mask_training_data
 
-        masker = mask_training_data(data, cfg.masking, cfg.cache_dir, cfg.data, sampling.grid, accelerator.print)
+        with accelerator.main_process_first():  # one process computes, the others read its cache entries
+            masker = mask_training_data(data, cfg.masking, cfg.cache_dir, cfg.data, sampling.grid, accelerator.print)
     info = RunInfo(
         classes=data.classes,
         backbone=cfg.backbone,
