@@ -106,17 +106,19 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=1.5, help="time budget of each training run")
     parser.add_argument("--demo", action="store_true", help="also compare on the ordinary demo data")
     parser.add_argument("--demo-clips", type=int, default=16)
+    parser.add_argument("--demo-only", action="store_true", help="only the demo comparison (implies --demo)")
     args = parser.parse_args()
     import logging
 
     logging.basicConfig(level=logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="mask-gain-"))
-    train_dir, test_dir = write_background_data(work / "background", args.clips, args.test_clips)
-    print(f"background-correlated data: 2 classes x {args.clips} training clips (palette follows the class), "
-          f"{args.test_clips} held-out per class (palette swapped); scratch preset, at most {args.epochs} epochs "
-          f"or {args.max_minutes:g} min per run")
-    compare("background-swapped", train_dir, test_dir, work, args.epochs, args.max_minutes)
-    if args.demo:
+    print(f"scratch preset, at most {args.epochs} epochs or {args.max_minutes:g} min per run")
+    if not args.demo_only:
+        train_dir, test_dir = write_background_data(work / "background", args.clips, args.test_clips)
+        print(f"background-correlated data: 2 classes x {args.clips} training clips (palette follows the class), "
+              f"{args.test_clips} held-out per class (palette swapped)")
+        compare("background-swapped", train_dir, test_dir, work, args.epochs, args.max_minutes)
+    if args.demo or args.demo_only:
         from snapaction.demo.dataset import write_demo_dataset
 
         demo = write_demo_dataset(work / "demo", clips_per_class=args.demo_clips, test_clips_per_class=args.test_clips)
