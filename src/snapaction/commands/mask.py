@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the backbone you will train, whose frame count sets the grid (default: %(default)s)")
     parser.add_argument("--num-frames", type=int, default=None, help="as given to train (default: the backbone's own)")
     parser.add_argument("--cache-frames", type=int, default=None, help="as given to train: frames per clip masked (default: twice --num-frames, at least 16)")
-    parser.add_argument("--checkpoint", default=DEFAULT_SAM2, help="SAM 2 checkpoint, hub id or folder (default: %(default)s)")
+    parser.add_argument("--mask-checkpoint", dest="checkpoint", default=DEFAULT_SAM2, help="SAM 2 checkpoint, hub id or folder (default: %(default)s)")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="SnapAction's cache folder, as given to train (default: %(default)s)")
 
 
@@ -43,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..mask.settings import Masking
 
+    from ..mask import check_masking
+
     masking = Masking(args.method, checkpoint=args.checkpoint)
+    check_masking(masking)
     if args.preview:
         from ..mask.masker import masker_for
         from ..mask.preview import write_preview

@@ -22,3 +22,18 @@ def run_masker(info) -> "Masker | None":
     from ..training.config import DEFAULT_CACHE
 
     return masker_for(info.masking, info.config.get("cache_dir") or DEFAULT_CACHE)
+
+
+def check_masking(masking: "Masking | None") -> None:
+    """Raise at once, in one sentence, when a method cannot run here: person without mediapipe, sam2 without its
+    checkpoint on disk (before any clip is read or model built)."""
+    if masking is None:
+        return
+    if masking.method == "person":
+        from ..pose.landmarks import require_mediapipe
+
+        require_mediapipe()
+    elif masking.method == "sam2":
+        from .sam2 import resolve_checkpoint
+
+        resolve_checkpoint(masking.checkpoint)

@@ -45,7 +45,7 @@ def resolve_checkpoint(checkpoint: str) -> Path:
     raise SnapActionError(
         f"the SAM 2 checkpoint {checkpoint!r} is not on this machine: fetch it once with `hf download {checkpoint}` "
         f"(on a connected machine; the hub cache is ~/.cache/huggingface), or pass --mask-checkpoint a local folder, "
-        f"or use --mask person or --mask motion, which need no download")
+        f"or mask with person or motion, which need no download")
 
 
 def load_sam2(checkpoint: str):
