@@ -231,10 +231,10 @@ def test_sam2_runs_from_a_saved_checkpoint_with_a_manifest_box_and_caches(tmp_pa
     assert not np.array_equal(other.grid_masks(clip, 4), masks) and other.computed == 1  # another prompt, another entry
 
 
-def test_sam2_says_how_to_fetch_a_missing_checkpoint(tmp_path, monkeypatch):
-    from snapaction.errors import SnapActionError
-    from snapaction.mask.sam2 import resolve_checkpoint
+def test_sam2_says_how_to_fetch_a_missing_checkpoint_before_reading_clips(tmp_path, monkeypatch, capsys):
+    from snapaction.cli import main
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    with pytest.raises(SnapActionError, match=r"not on this machine: fetch it once with `hf download facebook/sam2.1-hiera-tiny`"):
-        resolve_checkpoint("facebook/sam2.1-hiera-tiny")
+    assert main(["mask", str(tmp_path / "no-clips-here"), "--method", "sam2"]) == 2
+    err = capsys.readouterr().err
+    assert "'facebook/sam2.1-hiera-tiny' is not on this machine: fetch it once with `hf download facebook/sam2.1-hiera-tiny`" in err
