@@ -78,9 +78,6 @@ class Masker:
         self.prompts = dict(prompts or {})
         self.computed = 0
 
-    def describe(self) -> str:
-        return f"{self.masking.method} masks, background {self.masking.fill}"
-
     def masks(self, path: str | Path, indices, info=None) -> np.ndarray:
         """bool (T, h, w) masks of frames `indices` of a clip, at the size masks are computed on. Raises `ClipError`."""
         indices = np.asarray(indices, np.int64)
