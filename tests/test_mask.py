@@ -175,7 +175,7 @@ def test_person_masks_find_the_person_in_a_real_clip():
 
     masker = Masker(Masking("person"), cache_dir=Path("/nonexistent-never-written"))
     masker.cache.write = lambda entry, masks: None  # nothing to keep from this test
-    masks = masker.masks(clip, np.array([10, 50, 90]), probe(clip))
+    masks = masker.masks(clip, np.array([20, 80]), probe(clip))
     share = masks.mean(axis=(1, 2))
     # NTU's camera sees the whole room: the one person standing in it fills a few percent of the frame
     assert ((share > 0.005) & (share < 0.10)).all(), share
