@@ -143,6 +143,10 @@ def test_train_with_mask_computes_each_clip_once_and_prediction_masks_like_train
     strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(reply["masked"].split(",", 1)[1]))).convert("RGB"))
     assert strip.shape[1] == 8 * strip.shape[0] * 48 // 40 and (strip == MEAN_FILL).all(-1).mean() > 0.5
     assert len(calls) == 5  # the upload is the same clip: its masks came from the cache
+    windows = predictor.timeline(new)
+    assert windows and len(calls) == 5 + len(windows)  # a timeline masks each window's own frames once...
+    predictor.timeline(new)
+    assert len(calls) == 5 + len(windows)  # ...and reads them back the next time
 
     predictor.masker = None
     assert not np.array_equal(predictor.views(new).numpy(), x.numpy())  # the masking did change what the model sees
