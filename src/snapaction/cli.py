@@ -28,6 +28,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("serve",): "serve",
     ("studio",): "studio",
     ("pose",): "pose",
+    ("mask",): "mask",
 }
 
 

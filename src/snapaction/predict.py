@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 class Predictor:
     """A model ready to classify clips; holds weights, classes, sampling and preprocessing."""
 
+    masker = None
+    """A `snapaction.mask.Masker` for a run trained on masked clips: new clips are masked the same way."""
+
     def __init__(self, model, classes: list[str], sampling: Sampling, preprocessing, backbone: str,
                  run_dir: Path | None = None, metrics: dict | None = None, clip_seconds: float | None = None,
                  device: str | None = None):
@@ -53,7 +56,7 @@ class Predictor:
             return PosePredictor.load(run_dir, info)
         model = load_model(run_dir, info)
         metrics = read_report(run_dir)
-        return cls(
+        predictor = cls(
             model,
             info.classes,
             Sampling(**info.sampling),
@@ -64,6 +67,10 @@ class Predictor:
             clip_seconds=info.config.get("clip_seconds"),
             device=device,
         )
+        from .mask import run_masker
+
+        predictor.masker = run_masker(info)
+        return predictor
 
     @classmethod
     def from_backbone(cls, backbone: str, device: str | None = None) -> "Predictor":
@@ -106,12 +113,16 @@ class Predictor:
             indices = view_indices(info.num_frames, self.sampling, views)  # (views, T)
             wanted = np.unique(indices)
             frames = read_frames(clip, wanted, size=self.preprocessing.size, info=info)
+            if self.masker is not None:
+                frames = self.masker.masked_on_grid(clip, wanted, frames, self.sampling.grid, info)
             position = {int(i): k for k, i in enumerate(wanted)}
             stacks = [frames[[position[int(i)] for i in row]] for row in indices]
         else:
             frames = np.asarray(clip)
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise ValueError(f"frames must be uint8 (T, H, W, 3), got shape {frames.shape}")
+            if self.masker is not None:
+                frames = self.masker.masked_array(frames)
             stacks = [frames[row] for row in view_indices(len(frames), self.sampling, views)]
         return torch.cat([self.preprocessing.crops(stack, crops) for stack in stacks])
 
@@ -189,6 +200,8 @@ class Predictor:
         first, length = window_frames(info, start, window_s)
         indices = first + sample_indices(length, self.sampling)
         frames = read_frames(path, indices, size=self.preprocessing.size, info=info)
+        if self.masker is not None:
+            frames = self.masker.masked(path, indices, frames, info)
         return self.preprocessing(frames)
 
 

@@ -60,6 +60,8 @@ class RunInfo:
     clips: dict = field(default_factory=dict)
     """{"train": [...], "val": [...]}: `clip_key` of every clip the run trained and validated on, so that
     judging it on one of them is noticed (empty for runs written before it was kept)."""
+    masking: dict = field(default_factory=dict)
+    """`snapaction.mask.Masking` fields of a run trained on masked clips (empty: no masking); prediction applies the same."""
     versions: dict = field(default_factory=versions)
     format_version: int = FORMAT_VERSION
 

@@ -48,8 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from ..models.hub import check_backbone
     from ..training.config import train_config
 
+    from ..mask import check_masking
+
     cfg = train_config(vars(args))
-    check_backbone(cfg.backbone)  # a missing backbone or extra, then wrong paths, are said at once,
+    check_backbone(cfg.backbone)
+    check_masking(cfg.masking)  # a missing backbone or extra, then wrong paths, are said at once,
     for where in (cfg.data, cfg.val_data):  # before the model libraries load and the clips are read
         if where:
             check_root(where)

@@ -61,6 +61,7 @@ class ClipDataset(torch.utils.data.Dataset):
         cache: ClipCache | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
+        masker=None,
     ):
         self.samples = list(samples)
         self.classes = list(classes)
@@ -76,6 +77,9 @@ class ClipDataset(torch.utils.data.Dataset):
         if cache is not None and not sampling.grid:
             raise ValueError("a cached ClipDataset needs sampling.grid: the frames per clip that the cache keeps")
         self.cache = cache
+        self.masker = masker  # a `snapaction.mask.Masker`: the background of the grid's frames is filled
+        if masker is not None and not sampling.grid:
+            raise ValueError("a masked ClipDataset needs sampling.grid: the frames per clip that masks are computed for")
         self.transform, self.seed = transform, seed
         self.epoch = 0
         self.failed: dict[int, str] = {}
@@ -94,6 +98,10 @@ class ClipDataset(torch.utils.data.Dataset):
     def frames(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """The sampled ``uint8 (T, H, W, C)`` frames of one clip (jittered with `rng`). Raises `ClipError`."""
         path = self.samples[index].path
+        if self.masker is not None:  # masks are cached for the grid: sample among its masked frames
+            every = self.cache.load(path, self.sampling.grid, self.size) if self.cache is not None else None
+            every = self.masker.masked_grid(path, self.sampling.grid, self.size, every)
+            return every[sample_indices(len(every), self.sampling, rng)]
         if self.cache is not None:
             every = self.cache.load(path, self.sampling.grid, self.size)
             return every[sample_indices(len(every), self.sampling, rng)]

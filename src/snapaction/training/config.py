@@ -9,6 +9,7 @@ from ..augment import Augment
 from ..config import check, option
 from ..data.sampling import Sampling
 from ..errors import ConfigError
+from ..mask.settings import DEFAULT_SAM2, FILLS, METHODS, Masking
 from ..models.settings import DEFAULT_BACKBONE, FINETUNE_MODES, LoraSettings
 from ..models.presets import preset, preset_names
 from ..pose.settings import PoseSettings
@@ -51,6 +52,9 @@ class TrainConfig:
     checkpoint_minutes: float = option(1.0, "save a resumable checkpoint when this many minutes have passed since the last (0: every epoch)")
     seed: int = option(0, "seed for the split, sampling, augmentation and initial weights")
     probe_views: int = option(4, "augmented views per training clip whose features are cached, for --finetune probe")
+    mask: str | None = option(None, "hide the background with masks computed once per clip and cached (sam2, person, motion); default: no masking; prediction masks new clips the same way", METHODS)
+    mask_fill: str = option("black", "what replaces the background under --mask: black, blur (keeps its colours), mean (one fixed grey)", FILLS)
+    mask_checkpoint: str = option(DEFAULT_SAM2, "SAM 2 checkpoint (hub id or folder) for --mask sam2")
     sampling: dict = field(default_factory=dict)
     """Fields of `Sampling` to set (num_frames, mode, stride); every other field is the backbone's own
     (a preset's, or the checkpoint's frame count). The resolved sampling is saved in the run."""
@@ -80,6 +84,8 @@ class TrainConfig:
         if named and self.finetune and self.finetune not in named.finetune:
             allowed = " or ".join(f"--finetune {m}" for m in named.finetune)
             problems.append(f"--finetune {self.finetune} needs pretrained weights; the {named.name} preset trains with {allowed}")
+        if self.mask and named and named.trainer == "pose":
+            problems.append(f"--mask {self.mask} hides pixels, and the {named.name} preset sees only body landmarks: leave --mask out")
         unknown = sorted(set(self.sampling) - SAMPLING_FIELDS)
         if unknown:
             problems.append(f"sampling has unknown fields {unknown}; accepted: {sorted(SAMPLING_FIELDS)}")
@@ -95,6 +101,11 @@ class TrainConfig:
         """The fine-tuning mode after defaults: a preset's own, else 'lora' unless asked."""
         named = preset(self.backbone)
         return self.finetune or (named.default_finetune if named else "lora")
+
+    @property
+    def masking(self) -> Masking | None:
+        """The masking asked for with --mask, or None."""
+        return Masking(self.mask, self.mask_fill, checkpoint=self.mask_checkpoint) if self.mask else None
 
     @property
     def peak_lr(self) -> float:

@@ -106,6 +106,8 @@ def fit(setup, progress=None) -> TrainResult:
         p.requires_grad = False
     train_set, val_set = setup.datasets()
     settings = {"sampling": to_dict(sampling), "preprocessing": preprocessing.to_dict(), "cache_frames": sampling.grid}
+    if setup.masker is not None:  # features of masked clips are other features
+        settings["masking"] = setup.masker.masking.to_dict()
     feature_dir = Path(cfg.cache_dir) / "features"
     t0 = time.monotonic()
     x_train, y_train, bad_train = clip_features(

@@ -39,6 +39,8 @@ class Setup:
     info: object
     """`snapaction.run.RunInfo` written beside the weights."""
     started: float = field(default_factory=time.monotonic)
+    masker: object = None
+    """`snapaction.mask.Masker` when the run hides the background (--mask), else None."""
 
     def datasets(self, train_augment=True):
         """(training, validation) `ClipDataset`s; training clips augmented as the config says."""
@@ -47,7 +49,7 @@ class Setup:
 
         cfg = self.cfg
         cache = ClipCache(Path(cfg.cache_dir) / "clips") if cfg.cache else None
-        common = dict(classes=self.data.classes, sampling=self.sampling, size=self.preprocessing.size, cache=cache)
+        common = dict(classes=self.data.classes, sampling=self.sampling, size=self.preprocessing.size, cache=cache, masker=self.masker)
         train = ClipDataset(self.data.train, train=True, seed=cfg.seed,
                             transform=ClipTransform(self.preprocessing, cfg.augment if train_augment else None), **common)
         val = ClipDataset(self.data.val, train=False, transform=ClipTransform(self.preprocessing), **common)
@@ -116,6 +118,12 @@ def prepare(cfg: TrainConfig) -> Setup:
     sampling = resolve_sampling(cfg.backbone, model, cfg.sampling, cfg.cache_frames)
     preprocessing = preprocessing_for(cfg.backbone)
     accelerator.print(f"sampling: {sampling.describe()}")
+    masker = None
+    if cfg.masking is not None:  # every clip's masks computed (or read from the cache) once, before the first epoch
+        from ..mask.clips import mask_training_data
+
+        with accelerator.main_process_first():  # one process computes, the others read its cache entries
+            masker = mask_training_data(data, cfg.masking, cfg.cache_dir, cfg.data, sampling.grid, accelerator.print)
     info = RunInfo(
         classes=data.classes,
         backbone=cfg.backbone,
@@ -127,5 +135,6 @@ def prepare(cfg: TrainConfig) -> Setup:
                 "finetune": cfg.mode, "clip_seconds": data.clip_seconds},
         skipped=[{"path": p, "reason": r} for p, r in data.skipped],
         clips=clip_keys(data),
+        masking=masker.masking.to_dict() if masker else {},
     )
-    return Setup(cfg, run_dir, accelerator, data, model, new_modules, sampling, preprocessing, info, started)
+    return Setup(cfg, run_dir, accelerator, data, model, new_modules, sampling, preprocessing, info, started, masker)

@@ -75,6 +75,8 @@ class PredictOut(BaseModel):
     skeleton: dict[str, Any] | None = Field(
         None, description="pose runs only: the skeleton found on the frames the model saw (frame size, joint names, bones, "
         "per frame its time and 33 [x, y, visibility] as fractions of the frame), for drawing over the video")
+    masked: str | None = Field(
+        None, description="runs trained with --mask only: the frames the model saw with the background hidden, a PNG data URL")
     windows: list[WindowOut] | None = Field(
         None, description="the strongest class per window, when the video is longer than one window and timeline=true"
     )
@@ -286,7 +288,12 @@ def _infer(predictor, path: Path, clip: VideoInfo, views: int, timeline: bool) -
         "window_seconds": window,
         "windows": None,
         "skeleton": predictor.skeleton(path) if hasattr(predictor, "skeleton") else None,
+        "masked": None,
     }
+    if getattr(predictor, "masker", None) is not None:  # the run hides the background: show what the model saw
+        from ..mask.preview import masked_view
+
+        out["masked"] = masked_view(predictor, path)
     # A clip more than one frame longer than a window has more than one window to show.
     if timeline and clip.duration - window > 1.0 / clip.fps:
         stride = max(window / 2, clip.duration / MAX_WINDOWS)

@@ -15,6 +15,7 @@ const el = {
   timing: $("timing"), bars: $("bars"), timelineSection: $("timeline-section"),
   timeline: $("timeline"), timelineEnd: $("timeline-end"), legend: $("legend"),
   skeleton: $("skeleton"), unsure: $("unsure"),
+  masked: $("masked"), maskedFigure: $("masked-figure"),
 };
 
 const state = { info: null, busy: false, clipUrl: null, segments: [], skeleton: null };
@@ -135,6 +136,8 @@ function clearResult() {
   state.segments = [];
   state.skeleton = null;
   el.skeleton.hidden = true;
+  el.maskedFigure.hidden = true;
+  el.masked.removeAttribute("src");
 }
 
 function render(result, roundTrip) {
@@ -156,6 +159,10 @@ function render(result, roundTrip) {
     state.skeleton = result.skeleton;
     el.skeleton.hidden = false;
     drawSkeleton();
+  }
+  if (result.masked) {  // runs trained with --mask: the frames the model saw, background hidden
+    el.masked.src = result.masked;
+    el.maskedFigure.hidden = false;
   }
 }
 
