@@ -25,6 +25,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("predict",): "predict",
     ("curve",): "curve",
     ("serve",): "serve",
+    ("export",): "export",
     ("pose",): "pose",
 }
 

@@ -38,20 +38,24 @@ class Predictor:
         self.clip_seconds = clip_seconds
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
-        """Rebuild a trained run from its folder; `RunError` in one sentence when it is not a usable run.
+    def load(cls, run_dir: str | Path, device: str | None = None, engine: str = "auto", precision: str = "fp32") -> "Predictor":
+        """Rebuild a trained run (or its ONNX export) from its folder; `RunError` in one sentence when it is not a usable run.
 
+        `engine` and `precision` choose the inference path (`snapaction.engines`; fp32 is the reference).
         A pose run gives a `snapaction.pose.predictor.PosePredictor`, which has the same methods."""
+        from .engines import load_engine
         from .preprocess import Preprocessing
-        from .run import RunInfo, load_model, read_report
+        from .run import RunInfo, read_report
 
         run_dir = Path(run_dir)
         info = RunInfo.load(run_dir)
         if info.weights == "pose":  # landmarks and a classifier: its own predictor, with the same methods
+            from .engines import check_plain
             from .pose.predictor import PosePredictor
 
+            check_plain(engine, precision, f"{run_dir} (a pose model)")
             return PosePredictor.load(run_dir, info)
-        model = load_model(run_dir, info)
+        model = load_engine(run_dir, info, engine, precision, device)
         metrics = read_report(run_dir)
         return cls(
             model,
@@ -66,17 +70,21 @@ class Predictor:
         )
 
     @classmethod
-    def from_backbone(cls, backbone: str, device: str | None = None) -> "Predictor":
-        """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot."""
+    def from_backbone(cls, backbone: str, device: str | None = None, precision: str = "fp32") -> "Predictor":
+        """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot (PyTorch engine)."""
         from .models.hub import resolve_backbone
 
         folder = resolve_backbone(backbone)  # before the model libraries load: a missing one is said at once
         from transformers import AutoModelForVideoClassification
 
         from .models import scratch  # noqa: F401  registers the scratch architecture
+        from .engines import resolve_precision
+        from .engines.pytorch import torch_model
         from .preprocess import Preprocessing
 
-        model = AutoModelForVideoClassification.from_pretrained(folder)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = torch_model(AutoModelForVideoClassification.from_pretrained(folder),
+                            resolve_precision(precision, "torch", device), torch.device(device))
         id2label = model.config.id2label
         classes = [id2label[i] for i in range(len(id2label))]
         frames = getattr(model.config, "num_frames", None) or 16
@@ -192,7 +200,8 @@ class Predictor:
         return self.preprocessing(frames)
 
 
-def load_predictor(run: str | Path | None = None, backbone: str | None = None, device: str | None = None) -> Predictor:
+def load_predictor(run: str | Path | None = None, backbone: str | None = None, device: str | None = None,
+                   engine: str = "auto", precision: str = "fp32") -> Predictor:
     """A trained run's `Predictor`, or with `backbone` a classification checkpoint's own (zero-shot).
 
     With `backbone`, `run` must not be a run folder (the command line passes its first path here to check).
@@ -203,10 +212,12 @@ def load_predictor(run: str | Path | None = None, backbone: str | None = None, d
     if backbone and run is not None and is_run(run):
         raise ConfigError(f"{run} is a run folder and --backbone names a checkpoint: pass one or the other")
     if backbone:
-        return Predictor.from_backbone(backbone, device=device)
+        if engine == "onnx":
+            raise ConfigError("--engine onnx runs an export folder (snapaction export RUN --onnx OUT); --backbone runs on --engine torch")
+        return Predictor.from_backbone(backbone, device=device, precision=precision)
     if run is None:
         raise ConfigError("pass a run folder (or --backbone CHECKPOINT)")
-    return Predictor.load(run, device=device)
+    return Predictor.load(run, device=device, engine=engine, precision=precision)
 
 
 def write_csv(path: str | Path, rows: list[tuple[str, Prediction]]) -> None:

@@ -1,0 +1,136 @@
+"""Inference engines: ONNX export and onnxruntime, int8 and bf16 paths, each against PyTorch fp32 on the same clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import save_tiny_videomae, write_clip, COLOURS
+from snapaction.cli import main
+from snapaction.engines import FP32_TOLERANCE, cpu_flags, has_int8, has_native_bf16, resolve_precision
+from snapaction.errors import ConfigError
+from snapaction.predict import Predictor
+
+INT8_TOLERANCE = 0.05
+"""Largest probability difference int8 (either engine) may show on the trained tiny runs' clips."""
+
+
+def lora_videomae_run(root: Path) -> Path:
+    """A VideoMAE LoRA run folder built directly: LoRA weights made non-zero so that merging them matters."""
+    from snapaction.models.backbone import LoraSettings, apply_lora, load_backbone
+    from snapaction.preprocess import Preprocessing
+    from snapaction.run import RunInfo, save_weights
+
+    backbone = save_tiny_videomae(root / "backbone")
+    classes = list(COLOURS)
+    model, new = load_backbone(str(backbone), classes)
+    model = apply_lora(model, new, LoraSettings())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    run = root / "run"
+    save_weights(model, run, "lora")
+    RunInfo(classes=classes, backbone=str(backbone), finetune="lora", weights="adapter",
+            sampling={"num_frames": 4, "mode": "uniform", "stride": 4, "grid": 16},
+            preprocessing=Preprocessing.from_backbone(backbone).to_dict()).save(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def videomae_run(tmp_path_factory) -> Path:
+    return lora_videomae_run(tmp_path_factory.mktemp("videomae-run"))
+
+
+def clips_of(run: Path, root: Path) -> list[Path]:
+    data = run.parent / "data" / "test"
+    if data.is_dir():
+        return sorted(data.rglob("*.mp4"))
+    return [write_clip(root / f"{label}.mp4", colour, seed=3) for label, colour in COLOURS.items()]
+
+
+def probabilities(predictor: Predictor, clips: list[Path]) -> torch.Tensor:
+    return torch.stack([predictor.probabilities(predictor.views(c, views=2)).mean(0) for c in clips])
+
+
+def test_the_cpu_flags_are_read_and_decide_the_fast_precision():
+    assert cpu_flags("/nonexistent") == frozenset()
+    assert has_native_bf16(frozenset({"avx2", "avx512_bf16"})) and not has_native_bf16(frozenset({"avx2", "fma"}))
+    assert has_int8(frozenset({"avx2"})) and not has_int8(frozenset({"sse4_2"}))
+    fast = resolve_precision("fast", "torch", "cpu")
+    assert fast == ("bf16" if has_native_bf16() else "int8" if has_int8() else "fp32")
+    assert resolve_precision("fast", "onnx", "cpu") in ("int8", "fp32")  # onnxruntime has no bf16 path here
+    with pytest.raises(ConfigError, match="'int9' is not one of .* Did you mean 'int8'"):
+        resolve_precision("int9", "torch")
+
+
+@pytest.mark.parametrize("which", ["videomae", "scratch"])
+def test_export_round_trip_matches_pytorch(which, videomae_run, tiny_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'snapaction[onnx]')")
+    run = videomae_run if which == "videomae" else tiny_run
+    out = tmp_path / "export"
+    assert main(["export", str(run), "--onnx", str(out), "--int8"]) == 0
+    assert "top-1 agrees" in capsys.readouterr().out
+    report = json.loads((out / "export.json").read_text())
+    assert report["files"]["model.onnx"]["max_abs_probability"] <= FP32_TOLERANCE
+    clips = clips_of(run, tmp_path)
+    reference = probabilities(Predictor.load(run, device="cpu"), clips)
+    onnx = Predictor.load(out)  # auto: an export folder runs on onnxruntime
+    assert type(onnx.model).__name__ == "OnnxModel" and onnx.classes == Predictor.load(run).classes
+    got = probabilities(onnx, clips)  # two views per clip: a batch of 2, not the traced batch of 1
+    assert (got - reference).abs().max() <= FP32_TOLERANCE
+    int8 = probabilities(Predictor.load(out, precision="int8"), clips)
+    assert (int8 - reference).abs().max() <= INT8_TOLERANCE
+    if which == "scratch":  # a trained model: its decisions must survive int8
+        assert torch.equal(int8.argmax(1), reference.argmax(1))
+    # the command line runs the export folder, and says what it got
+    assert main(["predict", str(out), str(clips[0]), "--json", str(tmp_path / "p.json")]) == 0
+    written = json.loads((tmp_path / "p.json").read_text())["predictions"][0]["probabilities"]
+    single = Predictor.load(run, device="cpu").predict(clips[0]).probabilities
+    assert max(abs(written[c] - single[c]) for c in single) <= FP32_TOLERANCE
+
+
+def test_torch_int8_and_bf16_against_fp32(tiny_run, videomae_run, tmp_path, caplog):
+    clips = clips_of(tiny_run, tmp_path)
+    reference = probabilities(Predictor.load(tiny_run, device="cpu"), clips)
+    int8 = probabilities(Predictor.load(tiny_run, device="cpu", precision="int8"), clips)
+    assert torch.equal(int8.argmax(1), reference.argmax(1))
+    assert (int8 - reference).abs().max() <= INT8_TOLERANCE
+    quantized = Predictor.load(videomae_run, device="cpu", precision="int8").model
+    assert "torch.ao.nn.quantized.dynamic.modules.linear" in {type(m).__module__ for m in quantized.modules()}
+    bf16 = Predictor.load(videomae_run, device="cpu", precision="bf16")
+    if has_native_bf16():
+        assert type(bf16.model).__name__ == "Autocast"
+    else:  # emulated bf16 is slower than fp32: it runs fp32 and says so
+        assert "no native bf16" in caplog.text
+        vm_clips = clips_of(videomae_run, tmp_path)
+        fp32 = probabilities(Predictor.load(videomae_run, device="cpu"), vm_clips)
+        assert torch.equal(probabilities(bf16, vm_clips), fp32)
+
+
+def test_engine_errors_are_one_sentence(tiny_run, tmp_path, capsys, monkeypatch):
+    clip = clips_of(tiny_run, tmp_path)[0]
+    assert main(["predict", str(tiny_run), str(clip), "--engine", "onnx"]) == 2
+    assert "holds no model.onnx; export it once with `snapaction export" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="runs on --engine torch"):
+        from snapaction.predict import load_predictor
+
+        load_predictor(str(clip), backbone="scratch-x", engine="onnx")
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime" or name.startswith("onnxruntime."):
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    assert main(["export", str(tiny_run), "--onnx", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "needs onnxruntime, which is not installed: pip install 'snapaction[onnx]'" in err
+    assert err.count("\n") == 1
