@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 class Predictor:
     """A model ready to classify clips; holds weights, classes, sampling and preprocessing."""
 
+    seek = "exact"
+    """How clips are read: 'exact' frames, or 'fast' (the nearest keyframes, for long clips: `snapaction.video.seek`)."""
+
     def __init__(self, model, classes: list[str], sampling: Sampling, preprocessing, backbone: str,
                  run_dir: Path | None = None, metrics: dict | None = None, clip_seconds: float | None = None,
                  device: str | None = None):
@@ -38,10 +41,11 @@ class Predictor:
         self.clip_seconds = clip_seconds
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | None = None, engine: str = "auto", precision: str = "fp32") -> "Predictor":
+    def load(cls, run_dir: str | Path, device: str | None = None, engine: str = "auto", precision: str = "fp32",
+             seek: str = "exact") -> "Predictor":
         """Rebuild a trained run (or its ONNX export) from its folder; `RunError` in one sentence when it is not a usable run.
 
-        `engine` and `precision` choose the inference path (`snapaction.engines`; fp32 is the reference).
+        `engine`, `precision` and `seek` choose the inference path (`snapaction.engines`; fp32 and exact are the reference).
         A pose run gives a `snapaction.pose.predictor.PosePredictor`, which has the same methods."""
         from .engines import load_engine
         from .preprocess import Preprocessing
@@ -53,11 +57,11 @@ class Predictor:
             from .engines import check_plain
             from .pose.predictor import PosePredictor
 
-            check_plain(engine, precision, f"{run_dir} (a pose model)")
+            check_plain(engine, precision, seek, f"{run_dir} (a pose model)")
             return PosePredictor.load(run_dir, info)
         model = load_engine(run_dir, info, engine, precision, device)
         metrics = read_report(run_dir)
-        return cls(
+        predictor = cls(
             model,
             info.classes,
             Sampling(**info.sampling),
@@ -68,6 +72,8 @@ class Predictor:
             clip_seconds=info.config.get("clip_seconds"),
             device=device,
         )
+        predictor.seek = seek
+        return predictor
 
     @classmethod
     def from_backbone(cls, backbone: str, device: str | None = None, precision: str = "fp32") -> "Predictor":
@@ -107,13 +113,13 @@ class Predictor:
 
         `clip` is a path (video file or frame folder) or uint8 frames (T, H, W, C).
         """
-        from .video import probe, read_frames
+        from .video import probe, read_frames, read_frames_fast
 
         if isinstance(clip, (str, Path)):
             info = probe(clip)
             indices = view_indices(info.num_frames, self.sampling, views)  # (views, T)
             wanted = np.unique(indices)
-            frames = read_frames(clip, wanted, size=self.preprocessing.size, info=info)
+            frames = (read_frames_fast if self.seek == "fast" else read_frames)(clip, wanted, size=self.preprocessing.size, info=info)
             position = {int(i): k for k, i in enumerate(wanted)}
             stacks = [frames[[position[int(i)] for i in row]] for row in indices]
         else:
@@ -201,7 +207,7 @@ class Predictor:
 
 
 def load_predictor(run: str | Path | None = None, backbone: str | None = None, device: str | None = None,
-                   engine: str = "auto", precision: str = "fp32") -> Predictor:
+                   engine: str = "auto", precision: str = "fp32", seek: str = "exact") -> Predictor:
     """A trained run's `Predictor`, or with `backbone` a classification checkpoint's own (zero-shot).
 
     With `backbone`, `run` must not be a run folder (the command line passes its first path here to check).
@@ -214,10 +220,12 @@ def load_predictor(run: str | Path | None = None, backbone: str | None = None, d
     if backbone:
         if engine == "onnx":
             raise ConfigError("--engine onnx runs an export folder (snapaction export RUN --onnx OUT); --backbone runs on --engine torch")
-        return Predictor.from_backbone(backbone, device=device, precision=precision)
+        predictor = Predictor.from_backbone(backbone, device=device, precision=precision)
+        predictor.seek = seek
+        return predictor
     if run is None:
         raise ConfigError("pass a run folder (or --backbone CHECKPOINT)")
-    return Predictor.load(run, device=device, engine=engine, precision=precision)
+    return Predictor.load(run, device=device, engine=engine, precision=precision, seek=seek)
 
 
 def write_csv(path: str | Path, rows: list[tuple[str, Prediction]]) -> None:

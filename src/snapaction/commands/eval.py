@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.views < 1 or args.batch_clips < 1:
         raise ConfigError(f"--views and --batch-clips must be at least 1, got {args.views} and {args.batch_clips}")
     how = from_args(Inference, args)
-    predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision)
+    predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision, seek=how.seek)
     samples, unusable = eval_samples(args.data, args.split, args.split_number)
     name = Path(args.split).stem if args.split and Path(args.split).is_file() else Path(args.data.rstrip("/")).stem
     out = Path(args.out) if args.out else Path(args.run) / f"eval-{name}"

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--csv and --json are for whole-clip predictions; with --timeline every video's windows and segments go to --timeline-dir")
     paths = args.inputs if args.backbone else args.inputs[1:]
     how = from_args(Inference, args)
-    predictor = load_predictor(args.inputs[0], args.backbone, args.device, how.engine, how.precision)  # with --backbone, inputs[0] is a clip
+    predictor = load_predictor(args.inputs[0], args.backbone, args.device, how.engine, how.precision, how.seek)  # with --backbone, inputs[0] is a clip
     clips, skipped = collect_inputs(paths)
     done = 0
     if args.timeline:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         from ..predict import Predictor
 
         how = from_args(Inference, args)
-        predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision)  # RunError: one sentence, exit status 2
+        predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision, seek=how.seek)  # RunError: one sentence, exit status 2
         app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue)
     except BaseException:
         sock.close()

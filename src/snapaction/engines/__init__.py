@@ -23,6 +23,7 @@ from .cpu import cpu_flags, describe, has_int8, has_native_bf16  # noqa: F401  (
 
 ENGINES = ("auto", "torch", "onnx")
 PRECISIONS = ("fp32", "bf16", "int8", "fast")
+SEEK_MODES = ("exact", "fast")
 FP32_TOLERANCE = 1e-4
 """Largest difference in any class probability allowed between an fp32 path and PyTorch fp32 (tests and export check it)."""
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -38,6 +39,9 @@ class Inference:
     precision: str = option("fp32", "fp32 (default: the reference), int8 (dynamic quantization of the linear layers: "
                             "faster on a CPU, probabilities move a little), bf16 (only where the CPU or GPU has it), "
                             "fast (bf16 where native, else int8)", choices=PRECISIONS)
+    seek: str = option("exact", "exact (default: the frames training saw) or fast: for long clips whose sampled frames lie "
+                       "further apart than their keyframes, the keyframe nearest each (far fewer frames decoded)",
+                       choices=SEEK_MODES)
 
 
 def resolve_precision(precision: str, engine: str, device: str = "cpu") -> str:
@@ -67,10 +71,10 @@ def onnx_folder(folder: Path) -> Path | None:
     return None
 
 
-def check_plain(engine: str, precision: str, what: str) -> None:
+def check_plain(engine: str, precision: str, seek: str, what: str) -> None:
     """`ConfigError` when a model that has one way to run (a pose run) is asked for another."""
-    if engine not in ("auto", "torch") or precision != "fp32":
-        raise ConfigError(f"{what} runs one way only; leave out --engine {engine} --precision {precision}")
+    if engine not in ("auto", "torch") or precision != "fp32" or seek != "exact":
+        raise ConfigError(f"{what} runs one way only; leave out --engine {engine} --precision {precision} --seek {seek}")
 
 
 def load_engine(run_dir: str | Path, info, engine: str = "auto", precision: str = "fp32", device: str | None = None):
