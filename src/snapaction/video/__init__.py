@@ -90,13 +90,8 @@ def decode_all(path: str | Path, info: VideoInfo | None = None, timeout: float =
     return decode_all_file(path, timeout)
 
 
-def read_frames_fast(
-    path: str | Path,
-    indices: Sequence[int] | np.ndarray,
-    size: int | None = None,
-    info: VideoInfo | None = None,
-    timeout: float = DECODE_TIMEOUT_S,
-) -> np.ndarray:
+def read_frames_fast(path: str | Path, indices, size: int | None = None, info: VideoInfo | None = None,
+                     timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
     """As `read_frames`, but where the wanted frames lie further apart than the clip's keyframes, each is replaced
     by the keyframe nearest it (one decoded frame each: `snapaction.video.seek`); otherwise the exact frames."""
     path = Path(path)

@@ -21,8 +21,7 @@ import numpy as np
 
 from ..errors import ClipError
 from .info import VideoInfo, check_range, scaled_size
-from .pyav import (_clip_errors, _Converter, _Deadline, _keyframe_timestamps, _open, _probe_container, _read_video,
-                   _stored_size)
+from .pyav import _clip_errors, _Converter, _Deadline, _keyframe_timestamps, _open, _read_video, _stored_size, probe_file
 
 log = logging.getLogger(__name__)
 
@@ -43,37 +42,35 @@ def keyframe_picks(keyframes: list[int], targets: list[float], time_base: float)
 
 def read_file_fast(path: Path, indices: np.ndarray, size: int | None, info: VideoInfo | None, timeout: float) -> np.ndarray:
     """`snapaction.video.read_frames_fast` for a video file."""
-    import av
-
+    info = info or probe_file(path, timeout)
+    check_range(path, indices, info.num_frames)
     deadline = _Deadline(path, timeout)
-    with _open(path, timeout) as container:
-        with _clip_errors(path):
-            info = info or _probe_container(path, container, deadline)
-        check_range(path, indices, info.num_frames)
+    with _open(path, timeout) as container, _clip_errors(path):
         stream = container.streams.video[0]
         tb = float(stream.time_base)
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         order = np.unique(indices)
         picks = keyframe_picks(_keyframe_timestamps(stream), (start + order / info.fps).tolist(), tb)
-        with _clip_errors(path):
-            if picks is None:
-                log.debug("%s: wanted frames closer than its keyframes; reading them exactly", path)
-                return _read_video(path, container, indices, size, info, deadline)
-            convert = _Converter(*scaled_size(*_stored_size(info), size), info.rotation)
-            frames = []  # kept alive until converted: the converter knows frames by id
-            for pts in picks:
-                container.seek(pts, stream=stream, backward=True)
-                frame = None
-                for packet in container.demux(stream):
-                    deadline.check()
-                    try:
-                        frame = next(iter(stream.decode(packet)), None)
-                    except av.InvalidDataError:
-                        continue
-                    if frame is not None:
-                        break
-                if frame is None:
-                    raise ClipError(path, f"no frame decodes after the keyframe at {pts * tb:.2f} s; read it with --seek exact")
-                frames.append(frame)
-            arrays = {int(i): convert(f) for i, f in zip(order, frames)}
-            return np.stack([arrays[int(i)] for i in indices])
+        if picks is None:
+            log.debug("%s: wanted frames closer than its keyframes; reading them exactly", path)
+            return _read_video(path, container, indices, size, info, deadline)
+        convert = _Converter(*scaled_size(*_stored_size(info), size), info.rotation)
+        frames = [_first_frame_at(path, container, stream, pts, deadline) for pts in picks]  # alive until converted: the converter knows frames by id
+        arrays = {int(i): convert(f) for i, f in zip(order, frames)}
+        return np.stack([arrays[int(i)] for i in indices])
+
+
+def _first_frame_at(path: Path, container, stream, pts: int, deadline):
+    """The first frame that decodes after seeking to the keyframe at `pts` (stream time base)."""
+    import av
+
+    container.seek(pts, stream=stream, backward=True)
+    for packet in container.demux(stream):
+        deadline.check()
+        try:
+            frame = next(iter(stream.decode(packet)), None)
+        except av.InvalidDataError:
+            continue
+        if frame is not None:
+            return frame
+    raise ClipError(path, f"no frame decodes after the keyframe at {pts * float(stream.time_base):.2f} s; read it with --seek exact")
