@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def videomae_run(tmp_path_factory) -> Path:
 def clips_of(run: Path, root: Path) -> list[Path]:
     data = run.parent / "data" / "test"
     if data.is_dir():
-        return sorted(data.rglob("*.mp4"))
+        return sorted(data.rglob("*.mp4"))[::2]  # one test clip per class
     return [write_clip(root / f"{label}.mp4", colour, seed=3) for label, colour in COLOURS.items()]
 
 
@@ -72,25 +73,26 @@ def test_the_cpu_flags_are_read_and_decide_the_fast_precision():
 def test_export_round_trip_matches_pytorch(which, videomae_run, tiny_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'snapaction[onnx]')")
     run = videomae_run if which == "videomae" else tiny_run
-    out = tmp_path / "export"
+    out = run / "onnx" if which == "videomae" else tmp_path / "export"  # RUN/onnx: where --engine onnx looks in a run
     assert main(["export", str(run), "--onnx", str(out), "--int8"]) == 0
     assert "top-1 agrees" in capsys.readouterr().out
     report = json.loads((out / "export.json").read_text())
     assert report["files"]["model.onnx"]["max_abs_probability"] <= FP32_TOLERANCE
     clips = clips_of(run, tmp_path)
-    reference = probabilities(Predictor.load(run, device="cpu"), clips)
+    torch_predictor = Predictor.load(run, device="cpu")
+    reference = probabilities(torch_predictor, clips)
     onnx = Predictor.load(out)  # auto: an export folder runs on onnxruntime
-    assert type(onnx.model).__name__ == "OnnxModel" and onnx.classes == Predictor.load(run).classes
+    assert type(onnx.model).__name__ == "OnnxModel" and onnx.classes == torch_predictor.classes
     got = probabilities(onnx, clips)  # two views per clip: a batch of 2, not the traced batch of 1
     assert (got - reference).abs().max() <= FP32_TOLERANCE
-    int8 = probabilities(Predictor.load(out, precision="int8"), clips)
+    int8 = probabilities(Predictor.load(out if which == "scratch" else run, engine="onnx", precision="int8"), clips)
     assert (int8 - reference).abs().max() <= INT8_TOLERANCE
     if which == "scratch":  # a trained model: its decisions must survive int8
         assert torch.equal(int8.argmax(1), reference.argmax(1))
     # the command line runs the export folder, and says what it got
     assert main(["predict", str(out), str(clips[0]), "--json", str(tmp_path / "p.json")]) == 0
     written = json.loads((tmp_path / "p.json").read_text())["predictions"][0]["probabilities"]
-    single = Predictor.load(run, device="cpu").predict(clips[0]).probabilities
+    single = torch_predictor.predict(clips[0]).probabilities
     assert max(abs(written[c] - single[c]) for c in single) <= FP32_TOLERANCE
 
 
@@ -120,6 +122,18 @@ def test_engine_errors_are_one_sentence(tiny_run, tmp_path, capsys, monkeypatch)
         from snapaction.predict import load_predictor
 
         load_predictor(str(clip), backbone="scratch-x", engine="onnx")
+    assert main(["export", str(tiny_run), "--onnx", str(tiny_run)]) == 2
+    assert "is the run folder itself" in capsys.readouterr().err
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator foo\nmore detail")
+
+    if importlib.util.find_spec("onnxruntime"):  # (without it, export stops before the exporter: checked below)
+        monkeypatch.setattr(torch.onnx, "export", fails)
+        assert main(["export", str(tiny_run), "--onnx", str(tmp_path / "failed")]) == 2
+        err = capsys.readouterr().err
+        assert "cannot export C3DForVideoClassification to ONNX (RuntimeError: Unsupported: ONNX export of operator foo)" in err
+        assert not (tmp_path / "failed" / "model.onnx").exists()
     import builtins
 
     real_import = builtins.__import__
