@@ -199,7 +199,7 @@ def whole_processes(folder: Path, run: Path, onnx: Path, clips: list[Path], path
             times[name].append(time.perf_counter() - t)
     docs = statistics.median(times["docs"])
     print(f"\nwhole processes on {len(clips)} clips (imports and loading included), median of {repeats}:")
-    print(f"  {'docs script':<14} {docs:7.1f} s")
+    print(f"  {'docs script':<22} {docs:7.1f} s")
     for name in paths:
         s = statistics.median(times[name])
         print(f"  {'snapaction ' + name:<22} {s:7.1f} s   {docs / s:4.2f}x the docs script   goal >= {GOAL_RATIO:g}x: "
