@@ -56,6 +56,8 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False) -> dict
     require_onnxruntime()
     model = load_model(run_dir, info).eval()
     out.mkdir(parents=True, exist_ok=True)
+    for name in ONNX_FILES.values():  # an earlier export's int8 file must not outlive the model it was made from
+        (out / name).unlink(missing_ok=True)
     path = export_model(model, check_input(info, 1), out / ONNX_FILES["fp32"])
     check = check_input(info, 3, seed=1)  # not the traced batch size: the batch axis must really be dynamic
     with torch.no_grad():
