@@ -136,12 +136,17 @@ def test_lora_run_saves_only_the_adapter_and_reloads_to_identical_logits(tiny_vi
     torch.testing.assert_close(loaded.model(pixel_values=x).logits, model(pixel_values=x).logits, atol=1e-5, rtol=1e-5)
 
 
-def test_lora_training_end_to_end_on_a_saved_checkpoint(tiny_videomae, colour_clips, tmp_path):
+def test_lora_training_end_to_end_on_a_saved_checkpoint(tiny_videomae, colour_clips, tmp_path, monkeypatch):
+    from snapaction.models import tokens
     from snapaction.predict import Predictor
 
+    masks = []
+    real_drop_mask = tokens.drop_mask
+    monkeypatch.setattr(tokens, "drop_mask", lambda *a: masks.append(real_drop_mask(*a)) or masks[-1])
     config = tiny_config(colour_clips, tmp_path / "lora", backbone=str(tiny_videomae), lr=5e-3, epochs=2, gradient_checkpointing=True,
-                         sampling={}, cache_frames=None)
+                         sampling={}, cache_frames=None, token_keep=0.5)
     result = train(config)
+    assert masks and all((~m).sum(1).eq(4).all() for m in masks)  # every training step kept 4 of the 8 tokens
     info = json.loads((tmp_path / "lora" / "snapaction.json").read_text())
     assert info["finetune"] == "lora" and info["weights"] == "adapter"
     assert info["sampling"]["num_frames"] == 4  # the backbone's own frame count

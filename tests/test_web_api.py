@@ -479,7 +479,7 @@ def fake_predict_module(monkeypatch, load) -> None:
 def test_serve_refuses_to_start_without_a_valid_run(monkeypatch, tmp_path):
     from snapaction.commands import serve
 
-    def load(run_dir, device=None):
+    def load(run_dir, device=None, **how):  # how: --engine, --precision, --seek
         raise RunError(f"{run_dir} is not a run folder: it has no snapaction.json; pass a folder written by training")
 
     fake_predict_module(monkeypatch, load)
@@ -515,7 +515,7 @@ def write_run_file(folder: Path) -> Path:
 def test_serve_warns_when_listening_beyond_this_machine(monkeypatch, capsys, host, warned, tmp_path):
     from snapaction.commands import serve
 
-    fake_predict_module(monkeypatch, lambda run_dir, device=None: MeanColourPredictor())
+    fake_predict_module(monkeypatch, lambda run_dir, device=None, **how: MeanColourPredictor())
     served = []
 
     def fake_serve(app, sock):

@@ -27,6 +27,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("curve",): "curve",
     ("serve",): "serve",
     ("studio",): "studio",
+    ("export",): "export",
     ("pose",): "pose",
     ("mask",): "mask",
 }

@@ -26,6 +26,8 @@ class Predictor:
 
     masker = None
     """A `snapaction.mask.Masker` for a run trained on masked clips: new clips are masked the same way."""
+    seek = "exact"
+    """How clips are read: 'exact' frames, or 'fast' (the nearest keyframes, for long clips: `snapaction.video.seek`)."""
 
     def __init__(self, model, classes: list[str], sampling: Sampling, preprocessing, backbone: str,
                  run_dir: Path | None = None, metrics: dict | None = None, clip_seconds: float | None = None,
@@ -41,20 +43,25 @@ class Predictor:
         self.clip_seconds = clip_seconds
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
-        """Rebuild a trained run from its folder; `RunError` in one sentence when it is not a usable run.
+    def load(cls, run_dir: str | Path, device: str | None = None, engine: str = "auto", precision: str = "fp32",
+             seek: str = "exact") -> "Predictor":
+        """Rebuild a trained run (or its ONNX export) from its folder; `RunError` in one sentence when it is not a usable run.
 
+        `engine`, `precision` and `seek` choose the inference path (`snapaction.engines`; fp32 and exact are the reference).
         A pose run gives a `snapaction.pose.predictor.PosePredictor`, which has the same methods."""
+        from .engines import load_engine
         from .preprocess import Preprocessing
-        from .run import RunInfo, load_model, read_report
+        from .run import RunInfo, read_report
 
         run_dir = Path(run_dir)
         info = RunInfo.load(run_dir)
         if info.weights == "pose":  # landmarks and a classifier: its own predictor, with the same methods
+            from .engines import check_plain
             from .pose.predictor import PosePredictor
 
+            check_plain(engine, precision, seek, f"{run_dir} (a pose model)")
             return PosePredictor.load(run_dir, info)
-        model = load_model(run_dir, info)
+        model = load_engine(run_dir, info, engine, precision, device)
         metrics = read_report(run_dir)
         predictor = cls(
             model,
@@ -67,23 +74,28 @@ class Predictor:
             clip_seconds=info.config.get("clip_seconds"),
             device=device,
         )
+        predictor.seek = seek
         from .mask import run_masker
 
         predictor.masker = run_masker(info)
         return predictor
 
     @classmethod
-    def from_backbone(cls, backbone: str, device: str | None = None) -> "Predictor":
-        """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot."""
+    def from_backbone(cls, backbone: str, device: str | None = None, precision: str = "fp32") -> "Predictor":
+        """A hub (or local) classification checkpoint used as it is, with its own labels: zero-shot (PyTorch engine)."""
         from .models.hub import resolve_backbone
 
         folder = resolve_backbone(backbone)  # before the model libraries load: a missing one is said at once
         from transformers import AutoModelForVideoClassification
 
         from .models import scratch  # noqa: F401  registers the scratch architecture
+        from .engines import resolve_precision
+        from .engines.pytorch import torch_model
         from .preprocess import Preprocessing
 
-        model = AutoModelForVideoClassification.from_pretrained(folder)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = torch_model(AutoModelForVideoClassification.from_pretrained(folder),
+                            resolve_precision(precision, "torch", device), torch.device(device))
         id2label = model.config.id2label
         classes = [id2label[i] for i in range(len(id2label))]
         frames = getattr(model.config, "num_frames", None) or 16
@@ -106,13 +118,13 @@ class Predictor:
 
         `clip` is a path (video file or frame folder) or uint8 frames (T, H, W, C).
         """
-        from .video import probe, read_frames
+        from .video import probe, read_frames, read_frames_fast
 
         if isinstance(clip, (str, Path)):
             info = probe(clip)
             indices = view_indices(info.num_frames, self.sampling, views)  # (views, T)
             wanted = np.unique(indices)
-            frames = read_frames(clip, wanted, size=self.preprocessing.size, info=info)
+            frames = (read_frames_fast if self.seek == "fast" else read_frames)(clip, wanted, size=self.preprocessing.size, info=info)
             if self.masker is not None:
                 frames = self.masker.masked_on_grid(clip, wanted, frames, self.sampling.grid, info)
             position = {int(i): k for k, i in enumerate(wanted)}
@@ -205,7 +217,8 @@ class Predictor:
         return self.preprocessing(frames)
 
 
-def load_predictor(run: str | Path | None = None, backbone: str | None = None, device: str | None = None) -> Predictor:
+def load_predictor(run: str | Path | None = None, backbone: str | None = None, device: str | None = None,
+                   engine: str = "auto", precision: str = "fp32", seek: str = "exact") -> Predictor:
     """A trained run's `Predictor`, or with `backbone` a classification checkpoint's own (zero-shot).
 
     With `backbone`, `run` must not be a run folder (the command line passes its first path here to check).
@@ -216,10 +229,14 @@ def load_predictor(run: str | Path | None = None, backbone: str | None = None, d
     if backbone and run is not None and is_run(run):
         raise ConfigError(f"{run} is a run folder and --backbone names a checkpoint: pass one or the other")
     if backbone:
-        return Predictor.from_backbone(backbone, device=device)
+        if engine == "onnx":
+            raise ConfigError("--engine onnx runs an export folder (snapaction export RUN --onnx OUT); --backbone runs on --engine torch")
+        predictor = Predictor.from_backbone(backbone, device=device, precision=precision)
+        predictor.seek = seek
+        return predictor
     if run is None:
         raise ConfigError("pass a run folder (or --backbone CHECKPOINT)")
-    return Predictor.load(run, device=device)
+    return Predictor.load(run, device=device, engine=engine, precision=precision, seek=seek)
 
 
 def write_csv(path: str | Path, rows: list[tuple[str, Prediction]]) -> None:

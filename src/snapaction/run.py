@@ -27,8 +27,8 @@ RUN_FILE = "snapaction.json"
 REPORT_FILE = "report.json"
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
-WEIGHTS = ("adapter", "model", "head", "pose")
-"""The forms trained weights take (`RunInfo.weights`)."""
+WEIGHTS = ("adapter", "model", "head", "pose", "onnx")
+"""The forms trained weights take (`RunInfo.weights`); "onnx" is an export folder (`snapaction.engines.export`)."""
 
 
 def versions() -> dict[str, str]:
@@ -144,6 +144,8 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
         raise RunError(f"{run_dir}/{RUN_FILE} names unknown weights {info.weights!r}; expected one of {list(WEIGHTS)}")
     if info.weights == "pose":
         raise RunError(f"{run_dir} holds a pose model, which is not a video network; load it with Predictor.load")
+    if info.weights == "onnx":
+        raise RunError(f"{run_dir} is an ONNX export, not PyTorch weights; run it with --engine onnx or pass the run folder it came from")
     from .models.backbone import load_backbone
 
     base, _ = load_backbone(info.backbone, info.classes)

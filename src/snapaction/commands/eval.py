@@ -22,6 +22,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..config import add_arguments as add_options, from_args
+from ..engines import Inference
+
 HELP = "accuracy, macro-F1, confusion matrix and calibration of a run on labelled clips"
 
 
@@ -35,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="report folder (default: RUN/eval-<name of DATA or split>)")
     parser.add_argument("--batch-clips", type=int, default=4, help="clips run through the model together (default: %(default)s)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
+    add_options(parser, Inference, "inference")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.views < 1 or args.batch_clips < 1:
         raise ConfigError(f"--views and --batch-clips must be at least 1, got {args.views} and {args.batch_clips}")
-    predictor = Predictor.load(args.run, device=args.device)
+    how = from_args(Inference, args)
+    predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision, seek=how.seek)
     samples, unusable = eval_samples(args.data, args.split, args.split_number)
     name = Path(args.split).stem if args.split and Path(args.split).is_file() else Path(args.data.rstrip("/")).stem
     out = Path(args.out) if args.out else Path(args.run) / f"eval-{name}"

@@ -30,6 +30,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..config import add_arguments as add_options, from_args
+from ..engines import Inference
+
 HELP = "classify clips, folders or a Kaggle-style test folder; CSV/JSON output; timelines for long videos"
 
 
@@ -45,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crops", type=int, default=1, choices=(1, 3), help="spatial crops per view: 1 (centre) or 3 (left/centre/right) (default: %(default)s)")
     parser.add_argument("--batch-clips", type=int, default=4, help="clips run through the model together (default: %(default)s)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
+    add_options(parser, Inference, "inference")
     group = parser.add_argument_group("long videos")
     group.add_argument("--timeline", action="store_true", help="slide a window over each video and write per-window probabilities, segments and a PNG")
     group.add_argument("--window", type=float, default=None, help="seconds of video per window (default: the run's typical training clip, else 2)")
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.timeline and (args.csv or args.json):
         raise ConfigError("--csv and --json are for whole-clip predictions; with --timeline every video's windows and segments go to --timeline-dir")
     paths = args.inputs if args.backbone else args.inputs[1:]
-    predictor = load_predictor(args.inputs[0], args.backbone, args.device)  # with --backbone, inputs[0] is a clip
+    how = from_args(Inference, args)
+    predictor = load_predictor(args.inputs[0], args.backbone, args.device, how.engine, how.precision, how.seek)  # with --backbone, inputs[0] is a clip
     clips, skipped = collect_inputs(paths)
     done = 0
     if args.timeline:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import add_arguments as add_options, from_args
+from ..engines import Inference
+
 HELP = "serve a run as a local web page and JSON API"
 
 
@@ -33,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="videos that may wait for the model at once; more are answered '503 busy' (default: %(default)s)",
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the run's choice)")
+    add_options(parser, Inference, "inference")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from ..predict import Predictor
 
-        predictor = Predictor.load(args.run, device=args.device)  # RunError: one sentence, exit status 2
+        how = from_args(Inference, args)
+        predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision, seek=how.seek)  # RunError: one sentence, exit status 2
         app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue)
     except BaseException:
         sock.close()

@@ -95,7 +95,10 @@ class C3DForVideoClassification(PreTrainedModel):
             diff = torch.nn.functional.pad(x[:, :, 1:] - x[:, :, :-1], (0, 0, 0, 0, 1, 0))
             x = torch.cat([x, diff], dim=1)  # (B, 2C, T, H, W)
         # Channels-last 3D memory: the CPU convolution kernels run a training step about 1.3x faster on it.
-        x = self.c3d(x.contiguous(memory_format=torch.channels_last_3d)).mean(dim=(2, 3, 4))  # (B, C')
+        # (The ONNX exporter cannot write a memory format, and onnxruntime picks its own layout.)
+        if not torch.onnx.is_in_onnx_export():
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        x = self.c3d(x).mean(dim=(2, 3, 4))  # (B, C')
         logits = self.classifier(self.dropout(x))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)

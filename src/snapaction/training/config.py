@@ -39,6 +39,7 @@ class TrainConfig:
     clip_grad: float = option(1.0, "gradient norm clipping (0 disables)")
     patience: int = option(8, "stop after this many epochs without a better validation accuracy (0 disables)")
     gradient_checkpointing: bool = option(False, "recompute activations in the backward pass: much less memory, about 27% slower (LoRA on VideoMAE-base, CPU)")
+    token_keep: float = option(1.0, "share of a VideoMAE clip's tokens each training step keeps, at random (token dropping as in VideoMAE V2: 0.5 about halves a step's time and memory); validation and prediction keep all")
     precision: str = option("auto", "mixed precision: auto = bf16/fp16 on GPUs, bf16 on CPUs with native bf16, else none", PRECISIONS)
     val_data: str | None = option(None, "separate validation data (default: a grouped split of DATA)")
     val_fraction: float = option(0.2, "share of clips (by source video) held out for validation")
@@ -74,6 +75,8 @@ class TrainConfig:
             problems.append(f"lr must be positive, got {self.lr}")
         if not 0 <= self.warmup < 1:
             problems.append(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if not 0 < self.token_keep <= 1:
+            problems.append(f"token_keep is the share of tokens kept, in (0, 1], got {self.token_keep}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 < self.val_fraction < 1:

@@ -65,12 +65,14 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
     """The training loop of LoRA and full fine-tuning: epochs of steps, validation, best-weights saving, checkpoints."""
     from ..data.dataset import EpochSampler, collate_clips
     from ..models.backbone import apply_lora, count_parameters
+    from ..models.tokens import check_token_keep, drop_mask
     from tqdm.auto import tqdm
 
     from ..run import load_checkpoint, plot_curves, save_checkpoint, save_weights, write_metrics, write_train_report
 
     cfg, accelerator, data, run_dir, info = setup.cfg, setup.accelerator, setup.data, setup.run_dir, setup.info
     model = setup.model
+    tokens = check_token_keep(model, cfg.token_keep, cfg.backbone)  # None: every token, every step
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
     if cfg.mode == "lora":
@@ -126,6 +128,7 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
             sampler.set_epoch(epoch)
             train_set.set_epoch(epoch)
             mix_rng = np.random.default_rng([cfg.seed, epoch, 2])
+            token_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # per epoch: a resumed run drops the same tokens
             model.train()
             losses, asked = [], False
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{state['planned']}", leave=False, disable=not accelerator.is_local_main_process)
@@ -137,7 +140,8 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
                 videos, soft = cfg.augment.mix(videos, soft, mix_rng)
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
-                        logits = model(pixel_values=videos).logits
+                        dropped = {} if tokens is None else {"bool_masked_pos": drop_mask(len(videos), tokens, cfg.token_keep, token_rng).to(videos.device)}
+                        logits = model(pixel_values=videos, **dropped).logits
                     loss = soft_cross_entropy(logits, soft)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and cfg.clip_grad > 0:

@@ -88,3 +88,16 @@ def decode_all(path: str | Path, info: VideoInfo | None = None, timeout: float =
     from .pyav import decode_all_file
 
     return decode_all_file(path, timeout)
+
+
+def read_frames_fast(path: str | Path, indices, size: int | None = None, info: VideoInfo | None = None,
+                     timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """As `read_frames`, but where the wanted frames lie further apart than the clip's keyframes, each is replaced
+    by the keyframe nearest it (one decoded frame each: `snapaction.video.seek`); otherwise the exact frames."""
+    path = Path(path)
+    indices = np.asarray(indices, dtype=np.int64)
+    if path.is_dir() or indices.ndim != 1 or len(indices) == 0:
+        return read_frames(path, indices, size, info, timeout)
+    from .seek import read_file_fast
+
+    return read_file_fast(path, indices, size, info, timeout)
