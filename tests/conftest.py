@@ -170,8 +170,8 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium (Debian's) for every page test, with a fake camera; skips where it is not installed."""
+def playwright_session():
+    """Playwright, started once: its sync API allows one instance per thread, so every browser test shares it."""
     import os
 
     if not os.path.exists(CHROMIUM):
@@ -179,9 +179,15 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """One headless Chromium (Debian's) for every page test, with a fake camera; skips where it is not installed."""
+    browser = playwright_session.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

@@ -109,8 +109,8 @@ def record_and_drop(page, cls: str, files: list[Path]) -> None:
     expect(page.locator(f'.class-card[data-class="{cls}"] .thumb')).to_have_count(1 + len(files), timeout=WAIT_MS)
 
 
-def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_studio_from_no_clips_to_live_predictions(studio, tmp_path, playwright_session):
+    from playwright.sync_api import expect
 
     base, project = studio
     fps = 10
@@ -119,68 +119,68 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path):
     live = write_y4m(tmp_path / "live.y4m", np.concatenate([demo_frames(RED, 2.5, fps, 2), demo_frames(BLUE, 2.5, fps, 3)]), fps)
     dropped = {name: [write_video(tmp_path / f"{name}{i}.mp4", demo_frames(c, 1, 10, 10 + i), fps=10, codec="libx264")
                       for i in range(2)] for name, c in (("red", RED), ("blue", BLUE))}
-    with sync_playwright() as p:
-        # 1. Two classes, made from the keyboard alone.
-        browser, page = camera_page(p, cams["red"], base)
-        requested: list[str] = []
-        page.on("request", lambda r: requested.append(r.url))
-        for name in ("red", "blue"):
-            page.focus("#new-class-name")
-            page.keyboard.type(name)
-            page.keyboard.press("Enter")
-            expect(page.locator(f'.class-card[data-class="{name}"]')).to_be_visible()
-        page.fill("#record-seconds", "1")
-        page.fill("#countdown-seconds", "0")
-        shoot(page, tmp_path, "1-classes")
-        # 2. Clips: one recorded from each class's camera, two dropped as files.
-        record_and_drop(page, "red", dropped["red"])
-        browser.close()
-        browser, page = camera_page(p, cams["blue"], base)
-        page.fill("#record-seconds", "1")
-        page.fill("#countdown-seconds", "0")
-        record_and_drop(page, "blue", dropped["blue"])
-        assert len(list((project / "data" / "blue").glob("webcam-*.webm"))) == 1
-        expect(page.locator('.class-card[data-class="blue"] .clip-count')).to_contain_text("3 usable of 3 clips")
-        shoot(page, tmp_path, "2-clips")
-        # Every control is reachable with Tab: recording, each clip (it plays on focus), training, live mode.
-        reached = []
-        for _ in range(60):
-            page.keyboard.press("Tab")
-            reached.append(page.evaluate("(e => e.id || e.className || e.tagName)(document.activeElement)"))
-        assert {"primary record-button", "delete", "VIDEO", "model", "train-button", "live-run"} <= set(reached), reached
-        # 3. Train a tiny run and watch it finish; its curves and confusion matrix appear.
-        page.fill("#epochs", str(EPOCHS))
-        page.fill("#max-minutes", "")
-        page.fill("#run-name", "tiny")
-        page.click("#train-button")
-        expect(page.locator("#train-status")).to_contain_text("Done: tiny", timeout=WAIT_MS)
-        assert page.inner_text("#t-epoch") == f"{EPOCHS} / {EPOCHS}"
-        expect(page.locator("#run-figures img")).to_have_count(2)
-        page.wait_for_function("[...document.querySelectorAll('#run-figures img')].every(i => i.complete && i.naturalWidth > 0)")
-        shoot(page, tmp_path, "3-trained")
-        browser.close()
-        # 4. Live mode, with a camera that alternates the two classes: the bars move.
-        browser, page = camera_page(p, live, base)
-        expect(page.locator("#live-run")).to_have_value("tiny")
-        page.click("#live-button")
-        expect(page.locator("#live-bars li")).to_have_count(2)
-        expect(page.locator("#live-timing")).to_contain_text("predictions/s", timeout=WAIT_MS)
-        seen, deadline = set(), time.monotonic() + 20
-        while len(seen) < 3 and time.monotonic() < deadline:
-            seen.add(tuple(page.eval_on_selector_all("#live-bars li", "els => els.map(e => e.dataset.probability)")))
-            page.wait_for_timeout(150)
-        assert len(seen) >= 3, seen
-        for probs in seen:
-            assert sum(map(float, probs)) == pytest.approx(1, abs=1e-3)
-        assert page.inner_text("#live-top").split(" ")[0] in ("red", "blue")
-        if UPDATE_DOCS:  # the bars trail the camera by a window: show a moment when they have caught up
-            page.wait_for_function(CAUGHT_UP, timeout=WAIT_MS)
-            page.wait_for_timeout(120)  # the bars' width transition
-        shoot(page, tmp_path, "4-live")
-        # Readable on a phone: nothing wider than the screen.
-        page.set_viewport_size({"width": 390, "height": 844})
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-        browser.close()
+    p = playwright_session
+    # 1. Two classes, made from the keyboard alone.
+    browser, page = camera_page(p, cams["red"], base)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    for name in ("red", "blue"):
+        page.focus("#new-class-name")
+        page.keyboard.type(name)
+        page.keyboard.press("Enter")
+        expect(page.locator(f'.class-card[data-class="{name}"]')).to_be_visible()
+    page.fill("#record-seconds", "1")
+    page.fill("#countdown-seconds", "0")
+    shoot(page, tmp_path, "1-classes")
+    # 2. Clips: one recorded from each class's camera, two dropped as files.
+    record_and_drop(page, "red", dropped["red"])
+    browser.close()
+    browser, page = camera_page(p, cams["blue"], base)
+    page.fill("#record-seconds", "1")
+    page.fill("#countdown-seconds", "0")
+    record_and_drop(page, "blue", dropped["blue"])
+    assert len(list((project / "data" / "blue").glob("webcam-*.webm"))) == 1
+    expect(page.locator('.class-card[data-class="blue"] .clip-count')).to_contain_text("3 usable of 3 clips")
+    shoot(page, tmp_path, "2-clips")
+    # Every control is reachable with Tab: recording, each clip (it plays on focus), training, live mode.
+    reached = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("(e => e.id || e.className || e.tagName)(document.activeElement)"))
+    assert {"primary record-button", "delete", "VIDEO", "model", "train-button", "live-run"} <= set(reached), reached
+    # 3. Train a tiny run and watch it finish; its curves and confusion matrix appear.
+    page.fill("#epochs", str(EPOCHS))
+    page.fill("#max-minutes", "")
+    page.fill("#run-name", "tiny")
+    page.click("#train-button")
+    expect(page.locator("#train-status")).to_contain_text("Done: tiny", timeout=WAIT_MS)
+    assert page.inner_text("#t-epoch") == f"{EPOCHS} / {EPOCHS}"
+    expect(page.locator("#run-figures img")).to_have_count(2)
+    page.wait_for_function("[...document.querySelectorAll('#run-figures img')].every(i => i.complete && i.naturalWidth > 0)")
+    shoot(page, tmp_path, "3-trained")
+    browser.close()
+    # 4. Live mode, with a camera that alternates the two classes: the bars move.
+    browser, page = camera_page(p, live, base)
+    expect(page.locator("#live-run")).to_have_value("tiny")
+    page.click("#live-button")
+    expect(page.locator("#live-bars li")).to_have_count(2)
+    expect(page.locator("#live-timing")).to_contain_text("predictions/s", timeout=WAIT_MS)
+    seen, deadline = set(), time.monotonic() + 20
+    while len(seen) < 3 and time.monotonic() < deadline:
+        seen.add(tuple(page.eval_on_selector_all("#live-bars li", "els => els.map(e => e.dataset.probability)")))
+        page.wait_for_timeout(150)
+    assert len(seen) >= 3, seen
+    for probs in seen:
+        assert sum(map(float, probs)) == pytest.approx(1, abs=1e-3)
+    assert page.inner_text("#live-top").split(" ")[0] in ("red", "blue")
+    if UPDATE_DOCS:  # the bars trail the camera by a window: show a moment when they have caught up
+        page.wait_for_function(CAUGHT_UP, timeout=WAIT_MS)
+        page.wait_for_timeout(120)  # the bars' width transition
+    shoot(page, tmp_path, "4-live")
+    # Readable on a phone: nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    browser.close()
     outside = [u for u in requested if not u.startswith((base, "blob:", "data:", "ws://127.0.0.1"))]
     assert requested and not outside, outside
     assert (project / "runs" / "tiny" / "eval-validation" / "confusion_matrix.png").is_file()
