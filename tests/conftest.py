@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on one worker per core (pyproject's addopts)
+    _make_record = logging.getLogRecordFactory()
+
+    def _escaped_record(*args, **kwargs):
+        """Log records with a non-UTF-8 file name (the corpus has two) escaped: workers send their logs as UTF-8."""
+        record = _make_record(*args, **kwargs)
+        record.msg = record.getMessage().encode("utf-8", "backslashreplace").decode("utf-8")
+        record.args = None
+        return record
+
+    logging.setLogRecordFactory(_escaped_record)
 
 
 def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264rgb", **options) -> Path:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from snapaction.cli import main
@@ -26,6 +27,8 @@ ARGS = ["--backbone", "scratch", "--epochs", "2", "--batch-size", "4", "--num-fr
 # second checkpoint: the old checkpoint moved aside, the new one (complete) not yet in its place.
 KILLED = """
 import os, signal, sys
+import torch
+torch.set_num_threads(int(sys.argv.pop(1)))  # the parent's: float sums, and so the weights, depend on the thread count
 import snapaction.run as run
 if sys.argv[1] == "between-renames":
     real, calls = run.replace_dir, []
@@ -91,7 +94,7 @@ def same(a, b) -> None:
 
 def test_killed_between_the_renames_of_a_checkpoint_resumes_to_the_same_run(whole, colour_clips_module, tmp_path, capsys):
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-c", KILLED, "between-renames", *run_args(colour_clips_module, out, tmp_path / "cache")],
+    done = subprocess.run([sys.executable, "-c", KILLED, str(torch.get_num_threads()), "between-renames", *run_args(colour_clips_module, out, tmp_path / "cache")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert not (out / "checkpoint").exists() and (out / "checkpoint.old").is_dir()  # the worst moment
@@ -107,7 +110,7 @@ def test_killed_between_the_renames_of_a_checkpoint_resumes_to_the_same_run(whol
 
 def test_killed_at_a_random_moment_resumes_to_the_same_run(whole, colour_clips_module, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, "random", *run_args(colour_clips_module, out, tmp_path / "cache")],
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(torch.get_num_threads()), "random", *run_args(colour_clips_module, out, tmp_path / "cache")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (out / "metrics.csv").exists() and proc.poll() is None and time.monotonic() < deadline:
