@@ -22,30 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SnapActionError
 
 _loaded: dict[str, tuple] = {}
 _lock = threading.Lock()
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
-    """The local folder of a SAM 2 checkpoint (a folder, or a hub id in the local hub cache); one sentence when absent."""
-    path = Path(checkpoint).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise SnapActionError(f"SAM 2 folder {path} has no config.json; point --mask-checkpoint at a folder written by save_pretrained")
-        return path
-    if not checkpoint.startswith((".", "/", "~")) and checkpoint.count("/") == 1:
-        from huggingface_hub import snapshot_download
+    """The local folder of a SAM 2 checkpoint (a folder, or a hub id in the local hub cache); one sentence when absent.
 
-        try:
-            return Path(snapshot_download(checkpoint, local_files_only=True))
-        except Exception:  # not in the cache, or not a repo id: both mean "not here"
-            pass
-    raise SnapActionError(
-        f"the SAM 2 checkpoint {checkpoint!r} is not on this machine: fetch it once with `hf download {checkpoint}` "
-        f"(on a connected machine; the hub cache is ~/.cache/huggingface), or pass --mask-checkpoint a local folder, "
-        f"or mask with person or motion, which need no download")
+    Never downloads: a mask run does not stop midway to fetch a model."""
+    from ..models.hub import local_checkpoint
+
+    return Path(local_checkpoint(checkpoint, "SAM 2 checkpoint", "--mask-checkpoint",
+                                 "mask with person or motion, which need no download", download=False))
 
 
 def load_sam2(checkpoint: str):

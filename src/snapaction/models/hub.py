@@ -37,29 +37,36 @@ def resolve_backbone(backbone: str) -> str:
     """
     from .presets import preset_names
 
-    alternative = f"--backbone {preset_names()}, which need no download"
-    path = Path(backbone).expanduser()
+    return local_checkpoint(backbone, "backbone", "--backbone", f"--backbone {preset_names()}, which need no download")
+
+
+def local_checkpoint(name: str, what: str, flag: str, alternative: str, download: bool = True) -> str:
+    """The local folder of checkpoint `name` (a folder, or a hub id in the local hub cache, fetched once when
+    `download` and the hub is on); `BackboneError` in one sentence naming `what` it is, the `flag` that takes a
+    folder, and the `alternative` that needs none. Every checkpoint SnapAction reads is found here."""
+    path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise BackboneError(f"backbone folder {path} has no config.json; point --backbone at a folder written by save_pretrained")
+            raise BackboneError(f"{what} folder {path} has no config.json; point {flag} at a folder written by save_pretrained")
         return str(path)
-    if is_local(backbone):
-        raise BackboneError(f"backbone folder {path} does not exist")
+    if is_local(name):
+        raise BackboneError(f"{what} folder {path} does not exist")
     from huggingface_hub import snapshot_download
 
     try:
-        return snapshot_download(backbone, local_files_only=True)
+        return snapshot_download(name, local_files_only=True)
     except Exception:  # not cached, or not a valid repo id: both mean "not here"
         pass
-    if not offline():
+    tried = download and not offline()
+    if tried:
         try:
-            return snapshot_download(backbone, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+            return snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"])
         except Exception as err:  # no network, unknown repo, gated repo: all end the same way
-            log.debug("download of %s failed: %s", backbone, err)
+            log.debug("download of %s failed: %s", name, err)
     raise BackboneError(
-        f"backbone {backbone!r} is not on this machine and could not be downloaded: fetch it once on a "
-        f"connected machine with `hf download {backbone}` (the hub cache is ~/.cache/huggingface), or pass "
-        f"--backbone a local folder" + (f", or {alternative}" if alternative else "")
+        f"{what} {name!r} is not on this machine{' and could not be downloaded' if tried else ''}: fetch it once "
+        f"with `hf download {name}` on a connected machine (the hub cache is ~/.cache/huggingface), or pass "
+        f"{flag} a local folder, or {alternative}"
     )
 
 
