@@ -39,15 +39,15 @@ def probe_file(path: Path, timeout: float) -> VideoInfo:
         return _probe_container(path, container, deadline)
 
 
-def read_file(path: Path, indices: np.ndarray, size: int | None, info: VideoInfo | None, timeout: float) -> np.ndarray:
-    """`snapaction.video.read_frames` for a video file."""
+def read_file(path: Path, indices: np.ndarray, size: int | None, info: VideoInfo | None, timeout: float, reader=None) -> np.ndarray:
+    """`snapaction.video.read_frames` for a video file; `reader` replaces the exact `_read_video` (fast seeking)."""
     deadline = _Deadline(path, timeout)
     with _open(path, timeout) as container:
         with _clip_errors(path):
             info = info or _probe_container(path, container, deadline)
         check_range(path, indices, info.num_frames)
         with _clip_errors(path):
-            return _read_video(path, container, indices, size, info, deadline)
+            return (reader or _read_video)(path, container, indices, size, info, deadline)
 
 
 def decode_all_file(path: Path, timeout: float) -> int:

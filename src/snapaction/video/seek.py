@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClipError
-from .info import VideoInfo, check_range, scaled_size
-from .pyav import _clip_errors, _Converter, _Deadline, _keyframe_timestamps, _open, _read_video, _stored_size, probe_file
+from .info import VideoInfo, scaled_size
+from .pyav import _Converter, _keyframe_timestamps, _read_video, _stored_size, read_file
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +42,22 @@ def keyframe_picks(keyframes: list[int], targets: list[float], time_base: float)
 
 def read_file_fast(path: Path, indices: np.ndarray, size: int | None, info: VideoInfo | None, timeout: float) -> np.ndarray:
     """`snapaction.video.read_frames_fast` for a video file."""
-    info = info or probe_file(path, timeout)
-    check_range(path, indices, info.num_frames)
-    deadline = _Deadline(path, timeout)
-    with _open(path, timeout) as container, _clip_errors(path):
-        stream = container.streams.video[0]
-        tb = float(stream.time_base)
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        order = np.unique(indices)
-        picks = keyframe_picks(_keyframe_timestamps(stream), (start + order / info.fps).tolist(), tb)
-        if picks is None:
-            log.debug("%s: wanted frames closer than its keyframes; reading them exactly", path)
-            return _read_video(path, container, indices, size, info, deadline)
-        convert = _Converter(*scaled_size(*_stored_size(info), size), info.rotation)
-        frames = [_first_frame_at(path, container, stream, pts, deadline) for pts in picks]  # alive until converted: the converter knows frames by id
-        arrays = {int(i): convert(f) for i, f in zip(order, frames)}
-        return np.stack([arrays[int(i)] for i in indices])
+    return read_file(path, indices, size, info, timeout, reader=_read_fast)
+
+
+def _read_fast(path: Path, container, indices: np.ndarray, size: int | None, info: VideoInfo, deadline) -> np.ndarray:
+    stream = container.streams.video[0]
+    tb = float(stream.time_base)
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    order = np.unique(indices)
+    picks = keyframe_picks(_keyframe_timestamps(stream), (start + order / info.fps).tolist(), tb)
+    if picks is None:
+        log.debug("%s: wanted frames closer than its keyframes; reading them exactly", path)
+        return _read_video(path, container, indices, size, info, deadline)
+    convert = _Converter(*scaled_size(*_stored_size(info), size), info.rotation)
+    frames = [_first_frame_at(path, container, stream, pts, deadline) for pts in picks]  # alive until converted: the converter knows frames by id
+    arrays = {int(i): convert(f) for i, f in zip(order, frames)}
+    return np.stack([arrays[int(i)] for i in indices])
 
 
 def _first_frame_at(path: Path, container, stream, pts: int, deadline):
