@@ -30,6 +30,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("export",): "export",
     ("pose",): "pose",
     ("mask",): "mask",
+    ("shard",): "shard",
 }
 
 

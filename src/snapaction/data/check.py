@@ -187,13 +187,18 @@ def _inspect(sample: Sample, settings: CheckSettings) -> ClipInfo | str:
         if reason:
             return reason
         digest = content_hash(sample.path)
-    except ClipError as err:
-        return _explain(sample.path, err.reason)
-    except OSError as err:
-        return f"unreadable ({err.strerror or err})"
     except Exception as err:  # one odd file must not stop the others
-        return _unexpected(err)
+        return failure_reason(sample.path, err)
     return ClipInfo(sample.path, sample.label, frames, info.fps, info.duration, info.width, info.height, digest)
+
+
+def failure_reason(path: Path, err: Exception) -> str:
+    """Why a clip that raised `err` while being read cannot be used, in the words the data check reports."""
+    if isinstance(err, ClipError):
+        return _explain(path, err.reason)
+    if isinstance(err, OSError):
+        return f"unreadable ({err.strerror or err})"
+    return _unexpected(err)
 
 
 _MAGIC = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (8, b"AVI ", "AVI"))

@@ -7,6 +7,8 @@ Layouts, told apart automatically:
 - ``unlabeled``: ``ROOT/<id>/*.jpg`` frame folders (or ``ROOT/*.mp4``) with no classes;
 - ``manifest``: a CSV file ``path,label[,group]``, paths relative to the manifest.
 
+`walk` instead finds every clip at any depth, for unlabeled footage however it is filed.
+
 Every sample has a group, the source video it was cut from, so that a split
 never puts two cuts of one recording on both sides: the manifest's group
 column, else the UCF101-style ``..._gNN`` part of names like
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("videos", "frames", "manifest", "unlabeled")
 
 _UCF_GROUP = re.compile(r"^(.+_g\d+)_c\d+$", re.IGNORECASE)
+_NOT_REGULAR = "not a regular file or folder (a pipe, socket or device); copy the clip into a file"
 _WHERE = "put clips in ROOT/<class>/ folders (video files or frame folders) or pass a CSV manifest"
 
 
@@ -79,6 +82,60 @@ def check_root(root: str | Path) -> Path:
     if root.is_file() and root.suffix.lower() != ".csv":
         raise DataError(f"{root} is a file but not a .csv manifest; pass a dataset folder or a manifest with rows path,label[,group].")
     return root
+
+
+def walk(root: str | Path) -> ClipSet:
+    """Every clip under `root` at any depth, in natural order: video files and frame folders, with no classes.
+
+    For footage with no labels (pretraining), kept however it is filed. `root`
+    may also be one video file or a ``.csv`` manifest. Links are followed once:
+    a folder reached a second time (a symbolic link loop, or a second link to
+    it) is listed in ``skipped`` with the folder it repeats, as are broken
+    links, pipes, sockets, devices, unreadable folders and every file that is
+    not a clip. Raises `DataError` when `root` is missing or holds no clip.
+    """
+    root = check_root(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        clips = scan(root)
+        return ClipSet(root, "unlabeled", [Sample(s.path, None, s.group) for s in clips.samples], [], clips.skipped, clips.notes)
+    samples: list[Sample] = []
+    skipped: list[tuple[Path, str]] = []
+    notes: list[tuple[Path, str]] = []
+    if root.is_dir():
+        _walk_folder(root, root, {os.path.realpath(root): root}, samples, skipped, notes)
+    elif _is_video_file(root, skipped, notes):
+        samples.append(Sample(root, None, root.name))
+    if not samples:
+        raise DataError(f"{root} holds no clips ({_summary(skipped)}); put video files ({', '.join(VIDEO_EXTENSIONS)}) "
+                        "or frame folders anywhere under it.")
+    return ClipSet(root, "unlabeled", samples, [], skipped, notes)
+
+
+def _walk_folder(root: Path, folder: Path, seen: dict[str, Path], samples: list[Sample],
+                 skipped: list[tuple[Path, str]], notes: list[tuple[Path, str]]) -> None:
+    try:
+        entries = _children(folder, skipped)
+    except OSError as err:
+        skipped.append((folder, f"folder cannot be read ({err.strerror or err})"))
+        return
+    for entry in entries:
+        relative = entry.relative_to(root).as_posix()
+        if entry.is_symlink() and not entry.exists():
+            skipped.append((entry, "a broken symbolic link"))
+        elif entry.is_dir():
+            real = os.path.realpath(entry)  # unlike Path.resolve, never raises on a symbolic link loop
+            if real in seen:
+                skipped.append((entry, f"a link to the folder {seen[real]}, already searched"))
+                continue
+            seen[real] = entry
+            if _is_frame_folder(entry):
+                samples.append(Sample(entry, None, group_of(entry, relative)))
+            else:
+                _walk_folder(root, entry, seen, samples, skipped, notes)
+        elif not entry.is_file():
+            skipped.append((entry, _NOT_REGULAR))
+        elif _is_video_file(entry, skipped, notes):
+            samples.append(Sample(entry, None, group_of(entry, relative)))
 
 
 def group_of(path: Path, relative: str) -> str:
@@ -279,7 +336,7 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
         if not path.exists():
             skipped.append((arg, "no such file or folder"))
         elif not path.is_file() and not path.is_dir():
-            skipped.append((arg, "not a regular file or folder (a pipe, socket or device); copy the clip into a file"))
+            skipped.append((arg, _NOT_REGULAR))
         elif path.is_file() and path.suffix.lower() != ".csv":
             notes: list[tuple[Path, str]] = []
             refused: list[tuple[Path, str]] = []

@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..config import check, option, to_dict
 from .clips import CLASSES, render_clip
+from ..engines.cpu import usable_cores
 from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def write_demo_dataset(
     for split in SPLITS:
         for kind in CLASSES:
             (root / split / kind).mkdir(parents=True, exist_ok=True)
-    workers = min(len(jobs), workers if workers is not None else min(8, _cpu_count()))
+    workers = min(len(jobs), workers if workers is not None else min(8, usable_cores()))
     log.info("writing %d demo clips to %s with %d worker(s)", len(jobs), root, workers)
     from tqdm.auto import tqdm
 
@@ -221,10 +222,3 @@ def _clear_previous(root: Path) -> None:
         path.unlink()
     for folder in sorted(set(entries) & folders, key=lambda p: len(p.parts), reverse=True):
         folder.rmdir()  # empty now: everything in it was ours
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

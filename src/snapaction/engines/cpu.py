@@ -9,6 +9,7 @@ run on every x86-64 CPU with AVX2 (``vpmaddubsw``); VNNI (``avx512_vnni``,
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -51,3 +52,11 @@ def describe(flags: frozenset[str] | None = None) -> str:
     bf16 = "native" if has_native_bf16(flags) else "emulated (slower than fp32)"
     int8 = "VNNI" if any(f in flags for f in INT8_DOT) else ("AVX2" if has_int8(flags) else "none")
     return f"{platform.processor() or platform.machine()}: flags {' '.join(seen) or 'unknown'}; bf16 {bf16}; int8 kernels {int8}"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, which containers and `taskset` narrow), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

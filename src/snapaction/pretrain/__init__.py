@@ -1,0 +1,1 @@
+"""Self-supervised pretraining on unlabeled footage: curating it, sharding it, and the masked-autoencoder backbone."""
