@@ -8,8 +8,8 @@ is either kept or listed with a reason, one of `REASONS`:
 - ``too_short``: fewer than `min_frames` frames (a cut segment too);
 - ``duplicate``: the same bytes as a clip found before it (natural order), which is named;
 - ``static``: almost nothing moves (`STATIC_THRESHOLD`);
-- ``near_duplicate``: looks like a kept clip at every sampled moment (perceptual
-  hashes within `NEAR_DUPLICATE_BITS`), which is named.
+- ``near_duplicate``: looks like a kept clip of another video at every sampled moment
+  (perceptual hashes within `NEAR_DUPLICATE_BITS`), which is named.
 
 A clip is judged from `SIGNATURE_FRAMES` frames decoded at short side
 `SIGNATURE_SIZE`, in a pool of processes. With `cut_seconds`, a longer video is
@@ -197,12 +197,12 @@ def curate(
             elif motion < static_threshold:
                 curation.left_out.append(LeftOut(clip.name, "static", f"its frames change by {motion:.2f} grey levels, below "
                                                                        f"the static threshold of {static_threshold}"))
-            elif (twin := hashes.match(signature)) is not None:
+            elif (twin := hashes.match(signature, source=len(first_with))) is not None:
                 index, bits = twin
                 curation.left_out.append(LeftOut(clip.name, "near_duplicate", f"looks like {curation.kept[index].name}, which is kept "
                                                                                f"(sampled frames differ in at most {bits} of 64 hash bits)"))
             else:
-                hashes.add(signature)
+                hashes.add(signature, source=len(first_with))
                 curation.kept.append(clip)
     curation.seconds = time.perf_counter() - started
     curation.clips_judged = len(jobs)
@@ -310,23 +310,29 @@ _BITS = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 
 class _HashIndex:
-    """The hashes of kept clips, searched for one whose every frame is within `bits` of a new clip's."""
+    """The hashes of kept clips, searched for one whose every frame is within `bits` of a new clip's.
+
+    Segments cut from one video (one `source`) are never each other's near duplicates: a still camera
+    would make every later segment look like the first, and they are different moments by construction.
+    """
 
     def __init__(self, bits: int):
         self.bits = bits
         self.rows = np.empty((64, HASHED_FRAMES), np.uint64)
+        self.sources = np.empty(64, np.int64)
         self.size = 0
 
-    def match(self, signature: np.ndarray) -> tuple[int, int] | None:
-        """(index of the first kept clip within `bits` at every frame, the most bits it differs in) or None."""
+    def match(self, signature: np.ndarray, source: int) -> tuple[int, int] | None:
+        """(index of the first kept clip of another source within `bits` at every frame, the most bits it differs in) or None."""
         if not self.size:
             return None
         differ = _BITS[(self.rows[: self.size] ^ signature).view(np.uint8)].reshape(self.size, HASHED_FRAMES, 8).sum(-1).max(-1)
-        close = np.flatnonzero(differ <= self.bits)
+        close = np.flatnonzero((differ <= self.bits) & (self.sources[: self.size] != source))
         return (int(close[0]), int(differ[close[0]])) if len(close) else None
 
-    def add(self, signature: np.ndarray) -> None:
+    def add(self, signature: np.ndarray, source: int) -> None:
         if self.size == len(self.rows):
             self.rows = np.concatenate([self.rows, np.empty_like(self.rows)])
-        self.rows[self.size] = signature
+            self.sources = np.concatenate([self.sources, np.empty_like(self.sources)])
+        self.rows[self.size], self.sources[self.size] = signature, source
         self.size += 1
