@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def demo_frames(seed: int, t: int = 20, size: int = 48) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory) -> Path:
-    """a/: four good clips; b/: a byte copy, a brightened re-encode, a still, a short clip, a broken file, a text file;
+    """a/: four good clips; b/: a byte copy, a brightened re-encode, a still, a short clip, a broken file, a text file,
+    a pipe and a link back to the top;
     c/d/: a good clip as a frame folder, two levels down."""
     root = tmp_path_factory.mktemp("footage")
     for i in range(4):
@@ -36,6 +38,8 @@ def footage(tmp_path_factory) -> Path:
     write_video(root / "b" / "short.mp4", demo_frames(3)[:8], codec="libx264")
     (root / "b" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
     (root / "b" / "notes.txt").write_text("shot on a phone\n")
+    os.mkfifo(root / "b" / "pipe.mp4")  # reading it would block forever
+    (root / "b" / "loop").symlink_to(root, target_is_directory=True)
     folder = root / "c" / "d" / "frames"
     folder.mkdir(parents=True)
     for t, frame in enumerate(demo_frames(5)):
@@ -51,20 +55,23 @@ def test_every_file_is_kept_or_listed_with_its_reason_and_the_first_of_duplicate
     assert {name: kind for name, (kind, _) in why.items()} == {
         "b/copy.mp4": "duplicate", "b/near.mp4": "near_duplicate", "b/still.mp4": "static",
         "b/short.mp4": "too_short", "b/broken.mp4": "unreadable", "b/notes.txt": "not_a_clip",
+        "b/pipe.mp4": "not_a_clip", "b/loop": "not_a_clip",
     }
+    assert why["b/loop"][1] == f"a link to the folder {footage}, already searched"
+    assert why["b/pipe.mp4"][1].startswith("not a regular file or folder (a pipe")
     assert why["b/copy.mp4"][1] == f"the same bytes as {footage / 'a' / 'clip0.mp4'}, which is kept"
     assert why["b/near.mp4"][1].startswith(f"looks like {footage / 'a' / 'clip1.mp4'}, which is kept")
     assert why["b/short.mp4"][1] == "8 frames, fewer than the 16 asked for"
     assert "its frames change by 0.00 grey levels" in why["b/still.mp4"][1]
     assert "damaged or truncated MP4/MOV file" in why["b/broken.mp4"][1]
     assert "extension '.txt'" in why["b/notes.txt"][1]
-    on_disk = {p for p in footage.rglob("*") if p.is_file() and p.parent.name != "frames"} | {footage / "c" / "d" / "frames"}
+    on_disk = {p for p in footage.rglob("*") if not p.is_dir() and p.parent.name != "frames"} | {footage / "c/d/frames", footage / "b/loop"}
     assert on_disk == {c.path for c in curation.kept} | {Path(item.what) for item in curation.left_out}  # nothing dropped silently
 
-    assert curation.counts() == {"kept": 5, "not_a_clip": 1, "unreadable": 1, "too_short": 1, "duplicate": 1,
+    assert curation.counts() == {"kept": 5, "not_a_clip": 3, "unreadable": 1, "too_short": 1, "duplicate": 1,
                                  "static": 1, "near_duplicate": 1}
     report = curation.report()
-    assert "5 clips kept, 6 left out" in report
+    assert "5 clips kept, 8 left out" in report
     assert "  byte-identical duplicate         1" in report
     assert "  b/copy.mp4: byte-identical duplicate: the same bytes as a/clip0.mp4, which is kept" in report
     whole = json.loads(json.dumps(curation.to_dict()))

@@ -249,13 +249,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                  shuffle_buffer: int = 256, with_keys: bool = False):
         super().__init__()
         self.manifest = manifest if isinstance(manifest, ShardManifest) else open_shards(manifest)
-        problems = []
+        problems = _too_small(world_size=(world_size, 1), seed=(seed, 0), shuffle_buffer=(shuffle_buffer, 1))
         if not 0 <= rank < world_size:
             problems.append(f"rank must be between 0 and world_size - 1 = {world_size - 1}, got {rank!r}")
-        if seed < 0:
-            problems.append(f"seed must be 0 or more, got {seed!r}")
-        if shuffle_buffer < 1:
-            problems.append(f"shuffle_buffer must be at least 1 (1: no shuffling within shards), got {shuffle_buffer!r}")
         check(problems, "shard stream settings")
         self.rank, self.world_size, self.seed, self.shuffle_buffer, self.with_keys = rank, world_size, seed, shuffle_buffer, with_keys
         self.epoch = 0
@@ -299,14 +295,12 @@ class ShardStream(torch.utils.data.IterableDataset):
 
 
 def _check_settings(num_frames: int, size: int, clips_per_shard: int) -> None:
-    problems = []
-    if num_frames < 1:
-        problems.append(f"num_frames must be at least 1, got {num_frames!r}")
-    if size < 8:
-        problems.append(f"size must be at least 8 pixels, got {size!r}")
-    if clips_per_shard < 1:
-        problems.append(f"clips_per_shard must be at least 1, got {clips_per_shard!r}")
-    check(problems, "shard settings")
+    check(_too_small(num_frames=(num_frames, 1), size=(size, 8), clips_per_shard=(clips_per_shard, 1)), "shard settings")
+
+
+def _too_small(**values: tuple[int, int]) -> list[str]:
+    """'NAME must be at least LEAST, got VALUE' for each ``NAME=(VALUE, LEAST)`` below its least."""
+    return [f"{name} must be at least {least}, got {value!r}" for name, (value, least) in values.items() if value < least]
 
 
 def _encode(job: tuple[int, CuratedClip, int, int]) -> list[tuple[str, bytes]] | str:
