@@ -31,6 +31,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("pose",): "pose",
     ("mask",): "mask",
     ("shard",): "shard",
+    ("pretrain",): "pretrain",
 }
 
 
