@@ -135,3 +135,19 @@ def test_objective_names_every_bad_value():
     text = str(err.value)
     for word in ("mask_ratio", "decoder_ratio", "target", "norm_floor"):
         assert word in text
+
+
+def test_embedding_only_the_visible_patches_gives_the_encoders_own_output(config):
+    from transformers import VideoMAEForPreTraining
+
+    from snapaction.pretrain.model import encode_visible
+
+    torch.manual_seed(0)
+    model = VideoMAEForPreTraining(config).eval()
+    video = torch.randn(3, 8, 3, 16, 16)
+    hidden = tube_mask(config, 3, 0.75, torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        theirs = model.videomae(video, bool_masked_pos=hidden).last_hidden_state
+        ours = encode_visible(model.videomae, video, hidden)
+    assert ours.shape == theirs.shape == (3, 16, 16)
+    assert torch.allclose(ours, theirs, atol=1e-5)

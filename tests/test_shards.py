@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import snapaction
-from conftest import solid_clip, write_video
+from conftest import save_tiny_videomae, solid_clip, write_video
 from snapaction.cli import main
 from snapaction.errors import ConfigError, DataError
 from snapaction.pretrain import shards as shards_module
@@ -147,11 +147,21 @@ for epoch in range(2):
                    "expected": stream.samples_for_rank(state.process_index, state.num_processes, epoch)})
 with open(f"{sys.argv[2]}/rank{state.process_index}.json", "w") as f:
     json.dump(epochs, f)
+
+# the same shards through `snapaction pretrain`: one process takes more batches than the other in an epoch
+from snapaction.pretrain.loop import pretrain
+from snapaction.pretrain.settings import PretrainConfig
+
+result = pretrain(PretrainConfig(data=sys.argv[1], out=sys.argv[2] + "/backbone", backbone=sys.argv[3], epochs=2, batch_size=2,
+                                 preview_every=0, checkpoint_minutes=0, seed=3))
+with open(f"{sys.argv[2]}/pretrain{state.process_index}.json", "w") as f:
+    json.dump({"steps": result.steps, "epochs": result.epochs}, f)
 """
 
 
 def test_two_processes_with_two_workers_each_see_every_clip_once_per_epoch_in_a_new_order(tmp_path):
-    """One `accelerate launch` of two CPU processes, each reading its ShardStream through a DataLoader of two workers.
+    """One `accelerate launch` of two CPU processes, each reading its ShardStream through a DataLoader of two workers,
+    then pretraining on the same shards, where one process has a batch more than the other in each epoch.
 
     Launched with ``--multi_gpu`` (torchrun underneath) and ``PartialState(cpu=True)`` in the processes (gloo on
     CPUs): ``--cpu --num_processes 2`` starts a single process in accelerate 1.x unless mpirun is set up."""
@@ -167,7 +177,7 @@ def test_two_processes_with_two_workers_each_see_every_clip_once_per_epoch_in_a_
         port = free.getsockname()[1]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(script), str(tmp_path / "shards"), str(tmp_path)]
+           str(script), str(tmp_path / "shards"), str(tmp_path), str(save_tiny_videomae(tmp_path / "tiny"))]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
@@ -179,6 +189,15 @@ def test_two_processes_with_two_workers_each_see_every_clip_once_per_epoch_in_a_
         assert all(rank[epoch]["keys"] for rank in ranks)  # both processes read
         assert all(rank[epoch]["shapes"] == ["[4, 32, 42, 3]torch.uint8"] for rank in ranks)
     assert [k for rank in ranks for k in rank[0]["keys"]] != [k for rank in ranks for k in rank[1]["keys"]]  # reshuffled
+    # pretraining finished on both (an uneven epoch used to hang one process in a gradient average forever) and
+    # every process counted the steps of the busier one, epoch by epoch
+    steps = sum(max(-(-rank[epoch]["expected"] // 2) for rank in ranks) for epoch in range(2))
+    assert all(ranks[0][epoch]["expected"] != ranks[1][epoch]["expected"] for epoch in range(2))  # really uneven
+    for r in range(2):
+        assert json.loads((tmp_path / f"pretrain{r}.json").read_text()) == {"steps": steps, "epochs": 2}
+    report = json.loads((tmp_path / "backbone" / "pretraining" / "report.json").read_text())
+    assert report["processes"] == 2 and report["clips"] == 10
+    assert (tmp_path / "backbone" / "model.safetensors").is_file()
 
 
 def test_shard_command_dry_run_prints_the_report_and_writes_nothing_and_help_lists_every_option(footage, tmp_path, capsys):

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrain.loop import pretrain
 
     result = pretrain(cfg)
+    if not result.main_process:
+        return 0
     print(f"pretrained {result.steps} steps ({result.epochs} epochs, {result.seconds / 60:.1f} min; stopped by {result.stopped_by}): "
           f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}; backbone written to {result.out}")
     print(f"fine-tune it: snapaction train CLIPS --backbone {result.out} --finetune full")

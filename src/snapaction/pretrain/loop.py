@@ -53,6 +53,8 @@ class PretrainResult:
     first_loss: float
     final_loss: float
     stopped_by: str
+    main_process: bool = True
+    """False on every process but the first of a multi-process run (which prints and writes)."""
 
 
 def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
@@ -124,7 +126,7 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
             rng = np.random.default_rng([cfg.seed, state["epoch"], accelerator.process_index])
             mask_gen = torch.Generator().manual_seed(hash((cfg.seed, state["epoch"], accelerator.process_index)) % 2**62)
             net.train()
-            with accelerator.join_uneven_inputs([net]) if world > 1 else _nothing():
+            with _join(net, world):
                 for clips in loader:
                     video = _model_input(clips, config, preprocessing, rng).to(accelerator.device)
                     hidden = tube_mask(config, video.shape[0], objective.mask_ratio, mask_gen).to(accelerator.device)
@@ -191,14 +193,17 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
     _save_checkpoint(accelerator, work, state)
     result = PretrainResult(out=out, steps=state["step"], epochs=state["epoch"], seconds=state["seconds"],
                             first_loss=float(np.mean([r[2] for r in state["losses"][:10]])),
-                            final_loss=float(np.mean([r[2] for r in state["losses"][-10:]])), stopped_by=state["stopped_by"])
+                            final_loss=float(np.mean([r[2] for r in state["losses"][-10:]])), stopped_by=state["stopped_by"],
+                            main_process=accelerator.is_main_process)
+    # every process takes part: under FSDP the full weights are gathered from the shards of all of them
+    weights = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(net).items()}
     if accelerator.is_main_process:
         write_preview(unwrapped, fixed, objective, work / "previews" / "final.png", accelerator.device)
-        save_backbone(unwrapped, preprocessing, out)
+        save_backbone(unwrapped, preprocessing, out, weights)
         plot_loss(state["losses"], work / "loss.png")
         atomic_json(work / "report.json", {
             "snapaction": __version__, "started_from": started_from, "data": str(cfg.data), "clips": manifest.samples,
-            "config": to_dict(cfg), "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(result).items()},
+            "config": to_dict(cfg), "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(result).items() if k != "main_process"},
             "processes": accelerator.num_processes, "precision": accelerator.mixed_precision,
         })
     accelerator.wait_for_everyone()
@@ -214,13 +219,9 @@ def build_model(cfg: PretrainConfig):
 
     from ..preprocess import Preprocessing
 
-    if cfg.resume and (Path(cfg.out) / WORK / "checkpoint" / "state.json").is_file():
-        pass  # weights come from the checkpoint; the model is built as the run first built it
-    if cfg.backbone == SCRATCH:
+    if cfg.backbone == SCRATCH:  # (on --resume the checkpoint's weights replace these)
         config = scratch_config(cfg.size)
-        side = config.image_size
-        preprocessing = Preprocessing(size=round(side * 8 / 7), crop=(side, side), mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225))
-        return VideoMAEForPreTraining(config), preprocessing, f"random weights, size {cfg.size}"
+        return VideoMAEForPreTraining(config), scratch_preprocessing(config), f"random weights, size {cfg.size}"
     from transformers import AutoConfig
 
     from ..models.hub import resolve_backbone
@@ -238,6 +239,15 @@ def build_model(cfg: PretrainConfig):
     return model, Preprocessing.from_backbone(folder), f"{cfg.backbone}"
 
 
+def scratch_preprocessing(config):
+    """What a model SnapAction starts from random weights sees: the centre crop of frames resized to 8/7 of it
+    (as 224 of 256), normalised with one mean and spread for all channels (no ImageNet statistics apply)."""
+    from ..preprocess import Preprocessing
+
+    side = config.image_size
+    return Preprocessing(size=round(side * 8 / 7), crop=(side, side), mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225))
+
+
 def _param_groups(model, weight_decay: float) -> list[dict]:
     """No weight decay on biases, norms and the mask token, as MAE does."""
     decay, plain = [], []
@@ -248,7 +258,7 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
-def save_backbone(model, preprocessing, out: Path) -> None:
+def save_backbone(model, preprocessing, out: Path, weights: dict | None = None) -> None:
     """``OUT/`` as a backbone: the model (encoder and decoder, so pretraining can continue from it), its
     preprocessing as a VideoMAE processor config, written so a reader sees the old files or the new ones."""
     from ..files import temp_dir, move_files_into
@@ -257,7 +267,7 @@ def save_backbone(model, preprocessing, out: Path) -> None:
     tmp = temp_dir(out, ".weights-")
     try:
         model.config.architectures = ["VideoMAEForPreTraining"]
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=weights, safe_serialization=True)
         (tmp / "preprocessor_config.json").write_text(json.dumps(processor_config(preprocessing, model.config), indent=2) + "\n")
         move_files_into(tmp, out)
     finally:
@@ -484,9 +494,13 @@ def _bar(accelerator, total: int, done: int):
     return tqdm(total=total, initial=done, desc="pretraining", unit="step", disable=not accelerator.is_local_main_process)
 
 
-class _nothing:
-    def __enter__(self):
-        return self
+def _join(net, world: int):
+    """DDP's join for an epoch in which processes take different numbers of batches: one that has run out
+    shadows the others' gradient averaging until all are done (torch's own Join: Accelerate's covers GPUs only)."""
+    import contextlib
 
-    def __exit__(self, *exc):
-        return False
+    if world == 1 or not isinstance(net, torch.nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    from torch.distributed.algorithms.join import Join
+
+    return Join([net])

@@ -179,7 +179,7 @@ def forward(model, video: torch.Tensor, hidden: torch.Tensor, objective: Objecti
     count in every row; `decode` bool (B, N) or None.
     """
     config = model.config
-    encoded = model.videomae(video, bool_masked_pos=hidden).last_hidden_state
+    encoded = encode_visible(model.videomae, video, hidden)
     visible = model.encoder_to_decoder(encoded)
     b, _, width = visible.shape
     positions = model.position_embeddings.to(device=video.device, dtype=visible.dtype).expand(b, -1, -1)
@@ -205,6 +205,26 @@ class MaskedAutoencoder(nn.Module):
 
     def forward(self, video: torch.Tensor, hidden: torch.Tensor, decode: torch.Tensor | None = None) -> torch.Tensor:
         return forward(self.model, video, hidden, self.objective, decode).loss
+
+
+def encode_visible(videomae, video: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """The encoder's output for the visible tokens, (B, V, D): what ``videomae(video, bool_masked_pos=hidden)``
+    gives, but embedding only the visible patches (transformers embeds every patch and then drops the hidden
+    ones: at 90% masking, ten times the patch-embedding work)."""
+    embeddings = videomae.embeddings
+    projection = embeddings.patch_embeddings.projection  # Conv3d with kernel = stride = (tubelet, patch, patch)
+    config = videomae.config
+    b = video.shape[0]
+    patches = patchify(video, config)[~hidden].reshape(b, -1, projection.weight[0].numel())
+    # the conv's weight (out, C, k, p, p) in patchify's (k, p, p, C) order, so one matrix product embeds a patch
+    weight = projection.weight.permute(0, 2, 3, 4, 1).reshape(projection.out_channels, -1)
+    tokens = nn.functional.linear(patches, weight, projection.bias)
+    positions = embeddings.position_embeddings.to(device=video.device, dtype=tokens.dtype).expand(b, -1, -1)
+    tokens = tokens + positions[~hidden].reshape(b, -1, tokens.shape[-1])
+    hidden_states = videomae.encoder(tokens).last_hidden_state
+    if videomae.layernorm is not None:
+        hidden_states = videomae.layernorm(hidden_states)
+    return hidden_states
 
 
 def _same_count(mask: torch.Tensor) -> torch.Tensor:
