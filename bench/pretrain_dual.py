@@ -149,8 +149,9 @@ def main() -> None:
         print(f"{name}: {args.steps} steps in {seconds:.0f} s; held-out loss (every hidden tube decoded) "
               f"{scores[name][0]:.4f} +- {scores[name][1]:.4f} over 5 mask draws", flush=True)
     (p, ps, pt), (d, ds, dt) = scores["plain"], scores["dual"]
-    print(f"dual masking: held-out loss {p:.4f} -> {d:.4f} ({100 * (d / p - 1):+.1f}%), training time {pt:.0f} s -> {dt:.0f} s "
-          f"({pt / dt:.2f}x faster)")
+    noise = (ps ** 2 + ds ** 2) ** 0.5
+    print(f"dual masking: held-out loss {p:.4f} -> {d:.4f} ({100 * (d / p - 1):+.1f}%; the two differ by {abs(d - p) / noise:.1f} "
+          f"times the spread between mask draws), training time {pt:.0f} s -> {dt:.0f} s ({pt / dt:.2f}x faster)")
 
 
 if __name__ == "__main__":
