@@ -159,3 +159,20 @@ def test_help_explains_every_option(capsys):
             if "help" in f.metadata:
                 assert "--" + f.name.replace("_", "-") in text, f.name
     assert "accelerate launch" in text and "--resume" in text
+
+
+def test_the_command_pretrains_the_tiny_size_and_dry_run_only_reports(footage, tmp_path, capsys):
+    from snapaction.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["pretrain", str(footage), "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert "6 clips kept, 1 left out" in said and "copy_of_clip_0.mp4" in said
+    assert not out.exists()
+    assert main(["pretrain", str(footage), "--out", str(out), "--epochs", "1", "--batch-size", "4", "--preview-every", "0"]) == 0
+    said = capsys.readouterr().out
+    assert "pretrained 2 steps (1 epochs" in said and f"backbone written to {out}" in said
+    config = json.loads((out / "config.json").read_text())
+    assert (config["hidden_size"], config["num_hidden_layers"], config["image_size"], config["num_frames"]) == (192, 4, 64, 8)
+    assert main(["pretrain", str(footage), "--out", str(out)]) == 2  # a finished run is not overwritten
+    assert "already holds a pretraining run" in capsys.readouterr().err

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("data", help="folder of unlabeled clips, or of shards written by `snapaction shard`")
     parser.add_argument("--out", required=True, help="the backbone folder to write (new, or the run's own with --resume)")
+    parser.add_argument("--dry-run", action="store_true", help="curate the clips and print the report only: no shards, no model, nothing written")
     add_config(parser, PretrainConfig, "the model and the run", only=("backbone", "size", "epochs", "minutes", "resume"))
     add_config(parser, Objective, "masking and the reconstruction target")
     add_config(parser, PretrainConfig, "the recipe and the rest", leave_out=("backbone", "size", "epochs", "minutes", "resume"))
@@ -45,9 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrain.model import Objective
     from ..pretrain.settings import SCRATCH, PretrainConfig
 
-    if args.backbone != SCRATCH:
+    if getattr(args, "backbone", SCRATCH) != SCRATCH:  # a missing checkpoint is said before anything loads
         check_backbone(args.backbone)
     cfg = from_args(PretrainConfig, args, objective=from_args(Objective, args))
+    if args.dry_run:
+        from ..pretrain.loop import curation_report
+
+        print(curation_report(cfg))
+        return 0
     from ..pretrain.loop import pretrain
 
     result = pretrain(cfg)

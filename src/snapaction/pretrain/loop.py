@@ -33,7 +33,7 @@ from .. import __version__
 from ..config import to_dict
 from ..errors import BackboneError, ConfigError
 from ..files import atomic_json, atomic_write
-from .model import MaskedAutoencoder, Objective, forward, reconstruction, running_cell_mask, scratch_config, tube_mask
+from .model import SIZES, MaskedAutoencoder, Objective, forward, reconstruction, running_cell_mask, scratch_config, tube_mask
 from .settings import SCRATCH, PretrainConfig
 
 log = logging.getLogger(__name__)
@@ -314,6 +314,18 @@ def _shards(cfg: PretrainConfig, config, work: Path, accelerator):
         write_shards(curation, folder, num_frames=_grid(config), size=round(config.image_size * 8 / 7), clips_per_shard=per_shard)
     accelerator.wait_for_everyone()
     return open_shards(folder)
+
+
+def curation_report(cfg: PretrainConfig) -> str:
+    """What pretraining on `cfg.data` would use and leave out (the clips of a shard folder as they are)."""
+    from .curate import curate
+    from .shards import open_shards
+
+    data = Path(cfg.data).expanduser()
+    if (data / "manifest.json").is_file():
+        return open_shards(data).summary()
+    frames = (SIZES[cfg.size] if cfg.backbone == SCRATCH else {}).get("num_frames", 16)
+    return curate(data, cut_seconds=cfg.cut_seconds, min_frames=frames).report()
 
 
 def _grid(config) -> int:
