@@ -254,7 +254,14 @@ def test_ctrl_c_says_what_is_kept_and_the_printed_command_resumes_with_the_runs_
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "validate", ctrl_c_in_the_third_epoch)
-    assert main(argv) == 130
+    import signal
+
+    # As in a terminal; a suite started in the background (`pytest &` from a script) inherits SIGINT ignored.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(argv) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
     said = capsys.readouterr().out
     line = [l for l in said.splitlines() if l.startswith("interrupted")][0]
     assert line.startswith("interrupted during epoch 3: the best epoch so far (")
