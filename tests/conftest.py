@@ -130,14 +130,18 @@ def solid_clip(color, t: int = 12, size: int = 32, seed: int = 0, moving: str | 
     return frames
 
 
-@pytest.fixture
-def colour_clips(tmp_path) -> Path:
+def write_colour_clips(root: Path) -> Path:
     """ROOT/<class>/*.mp4 with classes 'red' and 'blue', 6 clips each (two source groups per clip pair)."""
-    root = tmp_path / "colours"
     for label, color in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
         for i in range(6):
             write_video(root / label / f"v_{label}_g{i // 2:02d}_c{i % 2:02d}.mp4", solid_clip(color, seed=i), codec="libx264")
     return root
+
+
+@pytest.fixture
+def colour_clips(tmp_path) -> Path:
+    """ROOT/<class>/*.mp4 with classes 'red' and 'blue', 6 clips each (two source groups per clip pair)."""
+    return write_colour_clips(tmp_path / "colours")
 
 
 # --- a real trained run, shared by the prediction, evaluation and web tests ---------

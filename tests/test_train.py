@@ -1,12 +1,10 @@
-"""The training loop: schedule, losses, the run folder, skipped clips, resume, and two processes."""
+"""The training loop: schedule, losses, the run folder, skipped clips and resume (two processes: test_two_processes.py)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -278,64 +276,6 @@ def test_ctrl_c_says_what_is_kept_and_the_printed_command_resumes_with_the_runs_
         from snapaction.training.config import train_config
 
         train_config({"out": str(out), "resume": True, "backbone": "MCG-NJU/videomae-base"})
-
-
-# `snapaction train` in each launched process; then each writes the world its Accelerator was part of.
-RANKED_TRAIN = """
-import json, sys
-from accelerate import PartialState
-from snapaction.cli import main
-code = main(sys.argv[2:])
-state = PartialState()  # the state the training's Accelerator set up
-with open(f"{sys.argv[1]}/rank{state.process_index}.json", "w") as f:
-    json.dump({"code": code, "processes": state.num_processes, "type": str(state.distributed_type)}, f)
-sys.exit(code)
-"""
-
-
-def test_two_cpu_processes_train_one_model_and_report_a_clip_failing_mid_training(colour_clips, tmp_path):
-    """One `accelerate launch` of two processes (launching costs most of the time, so one run checks both):
-    the processes train one model together, and a clip that probes well but fails to decode is reported
-    while both processes go on.
-
-    Launched with ``--multi_gpu`` (torchrun underneath, gloo on CPUs): ``--cpu --num_processes 2`` starts a
-    single process in accelerate 1.x unless mpirun is set up, and would pass without two processes."""
-    import shutil
-    import socket
-
-    import snapaction
-    from snapaction.video import probe
-
-    train_root = tmp_path / "train"
-    shutil.copytree(colour_clips, train_root)
-    cut = write_cut_faststart_clip(train_root / "red" / "cut.mp4")
-    assert probe(cut).num_frames == 24  # passes the up-front check; fails only when frames are read
-
-    out = tmp_path / "ddp"
-    script = tmp_path / "ranked_train.py"
-    script.write_text(RANKED_TRAIN)
-    src = str(Path(snapaction.__file__).parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    with socket.socket() as free:  # a port of our own: another test run may be rendezvousing on the default one
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tmp_path),
-        "train", str(train_root), "--val-data", str(colour_clips), "--backbone", "scratch", "--out", str(out), "--epochs", "1",
-        "--batch-size", "2", "--num-frames", "4", "--cache-frames", "8", "--lr", "3e-3", "--cache-dir", str(tmp_path / "cache"),
-        "--mixup-alpha", "0", "--patience", "0",
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert all(r == {"code": 0, "processes": 2, "type": "DistributedType.MULTI_CPU"} for r in ranks), ranks
-    assert "cut.mp4" in done.stderr  # reported, not silently dropped
-    rows = read_metrics(out)
-    assert len(rows) == 1
-    # Red against blue is easy: both processes' halves of every batch must have trained one model.
-    assert float(rows[-1]["val_accuracy"]) == 1.0
-    assert done.stdout.count("epoch   1") == 1  # only the main process prints
 
 
 @pytest.mark.parametrize("flags, changed", [
