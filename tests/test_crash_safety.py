@@ -92,7 +92,11 @@ class Launcher:
 
     def close(self) -> None:
         self.proc.stdin.close()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:  # a run that a failed test left going
+            self.proc.kill()
+            self.proc.wait(30)
 
 
 def alive(pid: int) -> bool:
