@@ -23,26 +23,95 @@ from test_train import read_metrics, write_cut_faststart_clip
 ARGS = ["--backbone", "scratch", "--epochs", "2", "--batch-size", "4", "--num-frames", "4", "--cache-frames", "8",
         "--lr", "3e-3", "--mixup-alpha", "0.4", "--mixup-prob", "1", "--patience", "0", "--precision", "no", "--checkpoint-minutes", "0"]
 
-# Runs the CLI in a fresh process; with "between-renames" it kills itself in the middle of replacing its
-# second checkpoint: the old checkpoint moved aside, the new one (complete) not yet in its place.
-KILLED = """
-import os, signal, sys
+# A fresh interpreter that imports what training needs once, then forks a child per run it is sent (one JSON
+# line: mode, log file, CLI arguments), says the child's pid, and once it ends its exit status (-9 when killed).
+# A forked child is a process of its own, killed as any other; it only skips the second import (~10 s of CPU).
+# With "between-renames" the child kills itself in the middle of replacing its second checkpoint: the old
+# checkpoint moved aside, the new one (complete) not yet in its place.
+LAUNCHER = """
+import json, os, signal, sys
 import torch
-torch.set_num_threads(int(sys.argv.pop(1)))  # the parent's: float sums, and so the weights, depend on the thread count
+torch.set_num_threads(int(sys.argv[1]))  # the parent's: float sums, and so the weights, depend on the thread count
 import snapaction.run as run
-if sys.argv[1] == "between-renames":
-    real, calls = run.replace_dir, []
-    def replace_dir(src, dst):
-        if dst.name == "checkpoint":
-            calls.append(dst)
-        if len(calls) == 2 and dst.name == "checkpoint":
-            os.replace(dst, dst.with_name("checkpoint.old"))
-            os.kill(os.getpid(), signal.SIGKILL)
-        real(src, dst)
-    run.replace_dir = replace_dir
 from snapaction.cli import main
-sys.exit(main(sys.argv[2:]))
+import accelerate, snapaction.data.dataset, snapaction.models.backbone, snapaction.models.scratch, snapaction.training.loop  # noqa
+print("ready", flush=True)
+for line in sys.stdin:
+    mode, log, argv = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1), os.dup2(fd, 2)
+        if mode == "between-renames":
+            real, calls = run.replace_dir, []
+            def replace_dir(src, dst):
+                if dst.name == "checkpoint":
+                    calls.append(dst)
+                if len(calls) == 2 and dst.name == "checkpoint":
+                    os.replace(dst, dst.with_name("checkpoint.old"))
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real(src, dst)
+            run.replace_dir = replace_dir
+        try:
+            code = main(argv)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 99
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code)
+    print(pid, flush=True)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
 """
+
+
+class Launcher:
+    """The LAUNCHER process: `start` a run, `wait` for its exit status."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(torch.get_num_threads())], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.read(120) == "ready"
+
+    def read(self, timeout: float) -> str:
+        import select
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, f"no answer from the launcher in {timeout} s"
+        line = self.proc.stdout.readline()
+        assert line, f"the launcher stopped (exit status {self.proc.wait(10)})"
+        return line.strip()
+
+    def start(self, mode: str, log: Path, argv: list[str]) -> int:
+        self.proc.stdin.write(json.dumps([mode, str(log), argv]) + "\n")
+        self.proc.stdin.flush()
+        return int(self.read(30))
+
+    def wait(self, timeout: float = 120) -> int:
+        return int(self.read(timeout))
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:  # a run that a failed test left going
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def launcher():
+    launcher = Launcher()
+    yield launcher
+    launcher.close()
 
 
 def run_args(data: Path, out: Path, cache: Path, *extra: str) -> list[str]:
@@ -92,11 +161,10 @@ def same(a, b) -> None:
         assert (weights_a[key] == weights_b[key]).all(), key
 
 
-def test_killed_between_the_renames_of_a_checkpoint_resumes_to_the_same_run(whole, colour_clips_module, tmp_path, capsys):
-    out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-c", KILLED, str(torch.get_num_threads()), "between-renames", *run_args(colour_clips_module, out, tmp_path / "cache")],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+def test_killed_between_the_renames_of_a_checkpoint_resumes_to_the_same_run(whole, colour_clips_module, launcher, tmp_path, capsys):
+    out, log = tmp_path / "run", tmp_path / "killed.log"
+    launcher.start("between-renames", log, run_args(colour_clips_module, out, tmp_path / "cache"))
+    assert launcher.wait() == -signal.SIGKILL, log.read_text()[-2000:]
     assert not (out / "checkpoint").exists() and (out / "checkpoint.old").is_dir()  # the worst moment
     assert main(["train", "--out", str(out), "--resume"]) == 0
     said = capsys.readouterr().out
@@ -108,16 +176,16 @@ def test_killed_between_the_renames_of_a_checkpoint_resumes_to_the_same_run(whol
     assert str(colour_clips_module / "red" / "cut.mp4") in listed
 
 
-def test_killed_at_a_random_moment_resumes_to_the_same_run(whole, colour_clips_module, tmp_path):
+def test_killed_at_a_random_moment_resumes_to_the_same_run(whole, colour_clips_module, launcher, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(torch.get_num_threads()), "random", *run_args(colour_clips_module, out, tmp_path / "cache")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = launcher.start("random", tmp_path / "killed.log", run_args(colour_clips_module, out, tmp_path / "cache"))
     deadline = time.monotonic() + 120
-    while not (out / "metrics.csv").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (out / "metrics.csv").exists() and alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(float(os.environ.get("SNAPACTION_TEST_KILL_DELAY", "0")) or 0.05 + 0.3 * (time.time() % 1))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    if alive(pid):  # (the launcher reaps it the moment it ends)
+        os.kill(pid, signal.SIGKILL)
+    launcher.wait(30)
     assert main(["train", "--out", str(out), "--resume"]) == 0
     same(outcome(out), whole)
 

@@ -1,12 +1,10 @@
-"""Tar shards for pretraining: round trip, manifest, reruns, bad clips, the per-rank stream (two processes) and the CLI."""
+"""Tar shards for pretraining: round trip, manifest, reruns, bad clips, the per-rank stream and the CLI.
+
+The stream read by two processes is in test_two_processes.py, which launches two processes once for it and for training."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import snapaction
-from conftest import save_tiny_videomae, solid_clip, write_video
+from conftest import solid_clip, write_video
 from snapaction.cli import main
 from snapaction.errors import ConfigError, DataError
 from snapaction.pretrain import shards as shards_module
@@ -127,77 +124,6 @@ def test_the_stream_splits_shards_between_ranks_and_workers_and_refuses_too_few(
     monkeypatch.setattr("torch.utils.data.get_worker_info", lambda: SimpleNamespace(id=0, num_workers=2))
     with pytest.raises(ConfigError, match="fewer than the 2 processes x 2 DataLoader workers = 4"):
         next(iter(streams[0]))
-
-
-RANK_SCRIPT = """
-import json, sys
-import torch
-from accelerate import PartialState
-from snapaction.pretrain.shards import ShardStream
-
-state = PartialState(cpu=True)
-assert state.num_processes == 2, state.distributed_type
-stream = ShardStream(sys.argv[1], rank=state.process_index, world_size=state.num_processes, seed=3, shuffle_buffer=3, with_keys=True)
-epochs = []
-for epoch in range(2):
-    stream.set_epoch(epoch)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
-    seen = [(key, list(frames.shape), str(frames.dtype)) for key, frames in loader]
-    epochs.append({"keys": [k for k, _, _ in seen], "shapes": sorted({str(s) + d for _, s, d in seen}),
-                   "expected": stream.samples_for_rank(state.process_index, state.num_processes, epoch)})
-with open(f"{sys.argv[2]}/rank{state.process_index}.json", "w") as f:
-    json.dump(epochs, f)
-
-# the same shards through `snapaction pretrain`: one process takes more batches than the other in an epoch
-from snapaction.pretrain.loop import pretrain
-from snapaction.pretrain.settings import PretrainConfig
-
-result = pretrain(PretrainConfig(data=sys.argv[1], out=sys.argv[2] + "/backbone", backbone=sys.argv[3], epochs=2, batch_size=2,
-                                 preview_every=0, checkpoint_minutes=0, seed=3))
-with open(f"{sys.argv[2]}/pretrain{state.process_index}.json", "w") as f:
-    json.dump({"steps": result.steps, "epochs": result.epochs}, f)
-"""
-
-
-def test_two_processes_with_two_workers_each_see_every_clip_once_per_epoch_in_a_new_order(tmp_path):
-    """One `accelerate launch` of two CPU processes, each reading its ShardStream through a DataLoader of two workers,
-    then pretraining on the same shards, where one process has a batch more than the other in each epoch.
-
-    Launched with ``--multi_gpu`` (torchrun underneath) and ``PartialState(cpu=True)`` in the processes (gloo on
-    CPUs): ``--cpu --num_processes 2`` starts a single process in accelerate 1.x unless mpirun is set up."""
-    manifest = write_shards(tiny_clips(tmp_path / "clips", 10, t=6), tmp_path / "shards", num_frames=4, size=32,
-                            clips_per_shard=2, workers=1, progress=False)
-    assert len(manifest.shards) == 5  # enough for 2 processes x 2 workers
-    script = tmp_path / "ranks.py"
-    script.write_text(RANK_SCRIPT)
-    src = str(Path(snapaction.__file__).parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    with socket.socket() as free:  # a port of our own: another test run may be rendezvousing on the default one
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(script), str(tmp_path / "shards"), str(tmp_path), str(save_tiny_videomae(tmp_path / "tiny"))]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    every = [f"{i:07d}" for i in range(10)]
-    for epoch in range(2):
-        keys = [k for rank in ranks for k in rank[epoch]["keys"]]
-        assert sorted(keys) == every  # each clip exactly once across the processes and their workers
-        assert [len(rank[epoch]["keys"]) for rank in ranks] == [rank[epoch]["expected"] for rank in ranks]
-        assert all(rank[epoch]["keys"] for rank in ranks)  # both processes read
-        assert all(rank[epoch]["shapes"] == ["[4, 32, 42, 3]torch.uint8"] for rank in ranks)
-    assert [k for rank in ranks for k in rank[0]["keys"]] != [k for rank in ranks for k in rank[1]["keys"]]  # reshuffled
-    # pretraining finished on both (an uneven epoch used to hang one process in a gradient average forever) and
-    # every process counted the steps of the busier one, epoch by epoch
-    steps = sum(max(-(-rank[epoch]["expected"] // 2) for rank in ranks) for epoch in range(2))
-    assert all(ranks[0][epoch]["expected"] != ranks[1][epoch]["expected"] for epoch in range(2))  # really uneven
-    for r in range(2):
-        assert json.loads((tmp_path / f"pretrain{r}.json").read_text()) == {"steps": steps, "epochs": 2}
-    report = json.loads((tmp_path / "backbone" / "pretraining" / "report.json").read_text())
-    assert report["processes"] == 2 and report["clips"] == 10
-    assert (tmp_path / "backbone" / "model.safetensors").is_file()
 
 
 def test_shard_command_dry_run_prints_the_report_and_writes_nothing_and_help_lists_every_option(footage, tmp_path, capsys):

@@ -105,7 +105,11 @@ def prepare(cfg: TrainConfig) -> Setup:
     if preset(cfg.backbone) is None:  # a backbone that is not on this machine is said before the data is read
         resolve_backbone(cfg.backbone)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    accelerator = Accelerator(mixed_precision=resolve_precision(cfg.precision, device), gradient_accumulation_steps=cfg.grad_accum)
+    # Launched as several processes without CUDA (torchrun, `accelerate launch --multi_gpu`): accelerate joins them
+    # (gloo) only when told cpu=True; otherwise each process silently trains a model of its own into the same folder.
+    joined_on_cpu = device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(cpu=joined_on_cpu, mixed_precision=resolve_precision(cfg.precision, device),
+                              gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     # Denormal floats appear once the loss nears the label-smoothing floor and slow CPU kernels several-fold.
     # numpy reads its float limits lazily and warns when it first does so with denormals flushed: read them first.
