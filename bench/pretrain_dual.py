@@ -63,8 +63,14 @@ def timed_step(model, optimizer, video, hidden, decode, objective):
     step = forward(model, video, hidden, objective, decode)
     # the decoder's backward runs first in backward: time it as the part until the encoder's output gets its gradient
     grad_mark = {}
-    hook = step.prediction.register_hook(lambda g: grad_mark.setdefault("b0", time.perf_counter()))
-    encoded_hook = model.encoder_to_decoder.weight.register_hook(lambda g: grad_mark.setdefault("b1", time.perf_counter()))
+
+    def mark(name):
+        def hook(grad):
+            grad_mark.setdefault(name, time.perf_counter())  # returns None: the gradient is left as it is
+        return hook
+
+    hook = step.prediction.register_hook(mark("b0"))
+    encoded_hook = model.encoder_to_decoder.weight.register_hook(mark("b1"))
     optimizer.zero_grad()
     step.loss.backward()
     optimizer.step()

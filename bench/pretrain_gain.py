@@ -32,12 +32,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def write_data(work: Path, unlabeled: int, shots: int, test: int, val: int, seed: int) -> dict[str, Path]:
-    from snapaction.demo.dataset import DemoSpec, write_demo_dataset
+    from snapaction.demo.dataset import write_demo_dataset
 
     per_class = math.ceil(unlabeled / 4)
-    pool = write_demo_dataset(work / "unlabeled", DemoSpec(clips_per_class=per_class, test_clips_per_class=1, seed=seed))
-    labelled = write_demo_dataset(work / "labelled", DemoSpec(clips_per_class=shots, test_clips_per_class=test, seed=seed + 1))
-    validation = write_demo_dataset(work / "validation", DemoSpec(clips_per_class=val, test_clips_per_class=1, seed=seed + 2))
+    pool = write_demo_dataset(work / "unlabeled", clips_per_class=per_class, test_clips_per_class=1, seed=seed)
+    labelled = write_demo_dataset(work / "labelled", clips_per_class=shots, test_clips_per_class=test, seed=seed + 1)
+    validation = write_demo_dataset(work / "validation", clips_per_class=val, test_clips_per_class=1, seed=seed + 2)
     return {"unlabeled": pool.train_dir, "train": labelled.train_dir, "test": labelled.test_dir, "val": validation.train_dir}
 
 
@@ -99,11 +99,11 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=50, help="held-out test clips per class")
     parser.add_argument("--val", type=int, default=5, help="validation clips per class (choose the best epoch; never the test clips)")
     parser.add_argument("--size", default="tiny")
-    parser.add_argument("--target", default="pixels")
+    parser.add_argument("--target", default="norm-pixels")
     parser.add_argument("--mask-ratio", type=float, default=0.9)
-    parser.add_argument("--decoder-ratio", type=float, default=None)
+    parser.add_argument("--decoder-ratio", type=float, default=0.5, help="dual masking: more steps in the same minutes")
     parser.add_argument("--lr", type=float, default=1.5e-3, help="pretraining peak learning rate")
-    parser.add_argument("--ft-epochs", type=int, default=60)
+    parser.add_argument("--ft-epochs", type=int, default=100)
     parser.add_argument("--ft-lr", type=float, default=5e-4)
     parser.add_argument("--scratch-lr", type=float, default=None, help="for the scratch preset (default: its own)")
     parser.add_argument("--seed", type=int, default=7)

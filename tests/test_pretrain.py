@@ -176,3 +176,16 @@ def test_the_command_pretrains_the_tiny_size_and_dry_run_only_reports(footage, t
     assert (config["hidden_size"], config["num_hidden_layers"], config["image_size"], config["num_frames"]) == (192, 4, 64, 8)
     assert main(["pretrain", str(footage), "--out", str(out)]) == 2  # a finished run is not overwritten
     assert "already holds a pretraining run" in capsys.readouterr().err
+
+
+def test_a_time_budget_lays_the_schedule_over_it_and_ends_the_run(footage, tmp_path, micro, monkeypatch):
+    from snapaction.pretrain import loop
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(loop, "clock", lambda: float(next(ticks)))  # a slow machine: every look at the clock, a second
+    result = run(footage, tmp_path / "budget", epochs=1000, minutes=0.5, preview_every=0)
+    assert result.stopped_by == "minutes"
+    assert 30 <= result.seconds < 45  # ends once 30 s have passed, not at 1000 epochs
+    assert 3 <= result.steps < 30
+    state = json.loads((tmp_path / "budget" / "pretraining" / "checkpoint" / "state.json").read_text())
+    assert state["planned"] == result.steps  # the schedule ended where the run did: at the bottom of the cosine

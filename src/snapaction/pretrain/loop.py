@@ -472,7 +472,7 @@ def _planned(cfg: PretrainConfig, state: dict, steps_per_epoch: int) -> int:
     if cfg.minutes is None or state["step"] < 10:
         return most
     pace = state["seconds"] / state["step"]
-    return min(most, max(state["step"] + 1, round(cfg.minutes * 60 / pace)))
+    return min(most, max(state["step"], round(cfg.minutes * 60 / pace)))  # once the budget is spent: here
 
 
 def _agree(accelerator, value: float, how: str = "main") -> float:

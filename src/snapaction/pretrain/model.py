@@ -64,7 +64,7 @@ class Objective:
         "0.5 halves the decoder's tokens (default: off, the decoder reconstructs every hidden tube)",
     )
     target: str = option("norm-pixels", "what is reconstructed: 'norm-pixels' (each patch normalised, with a variance floor), 'pixels', or 'frame-diff' (each frame minus the one before)", TARGETS)
-    norm_floor: float = option(0.01, "for norm-pixels: the smallest per-patch standard deviation divided by, in units of the input's normalised pixels")
+    norm_floor: float = option(0.2, "for norm-pixels: the smallest per-patch standard deviation divided by, in units of the input's normalised pixels")
 
     def __post_init__(self):
         problems = []
