@@ -60,11 +60,10 @@ class PretrainResult:
 def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
     """Pretrain as `cfg` says and write the backbone to ``cfg.out``; `progress` is called with each step's
     ``{"step", "epoch", "loss", "lr", "seconds"}`` (a True answer stops the run, which is then saved in full)."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from ..run import recover_partial_writes
-    from ..training.recipe import resolve_precision
+    from ..training.recipe import make_accelerator
 
     out = Path(cfg.out).expanduser()
     work = out / WORK
@@ -72,13 +71,7 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
     work.mkdir(parents=True, exist_ok=True)
     for line in recover_partial_writes(work):
         log.info("%s", line)
-    torch.set_flush_denormal(True)  # a loss near its floor otherwise slows to a crawl on CPUs
-    probe = Accelerator(cpu=not torch.cuda.is_available())
-    accelerator = Accelerator(
-        mixed_precision=resolve_precision(cfg.precision, probe.device),
-        gradient_accumulation_steps=cfg.grad_accum,
-        cpu=not torch.cuda.is_available(),
-    )
+    accelerator = make_accelerator(cfg.precision, cfg.grad_accum)
     set_seed(cfg.seed)
     model, preprocessing, started_from = build_model(cfg)
     manifest = _shards(cfg, model.config, work, accelerator)

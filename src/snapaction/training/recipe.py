@@ -67,3 +67,26 @@ def fit_to_budget(epochs_asked: int, epoch_seconds: list[float], budget_s: float
     if done == 1 and fits > 2:  # the first epoch alone overstates the pace: re-plan from the second on,
         return epochs_asked     # unless even it says the budget is nearly spent
     return fits
+
+
+def make_accelerator(precision: str, grad_accum: int):
+    """The Accelerator of a training loop (fine-tuning or pretraining), with denormal floats flushed.
+
+    Launched as several processes without CUDA (torchrun, ``accelerate launch --multi_gpu``), accelerate joins
+    them (gloo) only when told ``cpu=True``; otherwise each process silently trains a model of its own into the
+    same folder. The precision is chosen for the device before the Accelerator exists, as it can be set only once.
+    """
+    import os
+
+    import numpy as np
+    from accelerate import Accelerator
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    joined_on_cpu = device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(cpu=joined_on_cpu, mixed_precision=resolve_precision(precision, device),
+                              gradient_accumulation_steps=grad_accum)
+    # Denormal floats appear once a loss nears its floor and slow CPU kernels several-fold. numpy reads its
+    # float limits lazily and warns when it first does so with denormals flushed: read them first.
+    np.finfo(np.float32), np.finfo(np.float64)
+    torch.set_flush_denormal(True)
+    return accelerator

@@ -18,7 +18,7 @@ import torch
 from ..config import to_dict
 from ..errors import ConfigError
 from .config import TrainConfig
-from .recipe import resolve_precision
+from .recipe import make_accelerator
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,6 @@ def _wait_for_tidy(run_dir: Path, timeout: float = 60.0) -> None:
 
 def prepare(cfg: TrainConfig) -> Setup:
     """Everything before the first epoch, once: folder checks, Accelerator, seed, data, model, sampling, preprocessing."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from ..data.dataset import prepare_data
@@ -104,19 +103,8 @@ def prepare(cfg: TrainConfig) -> Setup:
     run_dir, cfg = check_out(cfg)
     if preset(cfg.backbone) is None:  # a backbone that is not on this machine is said before the data is read
         resolve_backbone(cfg.backbone)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    # Launched as several processes without CUDA (torchrun, `accelerate launch --multi_gpu`): accelerate joins them
-    # (gloo) only when told cpu=True; otherwise each process silently trains a model of its own into the same folder.
-    joined_on_cpu = device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(cpu=joined_on_cpu, mixed_precision=resolve_precision(cfg.precision, device),
-                              gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = make_accelerator(cfg.precision, cfg.grad_accum)
     set_seed(cfg.seed)
-    # Denormal floats appear once the loss nears the label-smoothing floor and slow CPU kernels several-fold.
-    # numpy reads its float limits lazily and warns when it first does so with denormals flushed: read them first.
-    import numpy as np
-
-    np.finfo(np.float32), np.finfo(np.float64)
-    torch.set_flush_denormal(True)
     data = prepare_data(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed)
     model, new_modules = load_backbone(cfg.backbone, data.classes)
     sampling = resolve_sampling(cfg.backbone, model, cfg.sampling, cfg.cache_frames)
