@@ -62,7 +62,7 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
     ``{"step", "epoch", "loss", "lr", "seconds"}`` (a True answer stops the run, which is then saved in full)."""
     from accelerate.utils import set_seed
 
-    from ..run import recover_partial_writes
+    from ..run import load_checkpoint, recover_partial_writes, save_checkpoint
     from ..training.recipe import make_accelerator
 
     out = Path(cfg.out).expanduser()
@@ -94,7 +94,7 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
     steps_per_epoch = steps_in(0)
     state = {"step": 0, "epoch": 0, "seconds": 0.0, "losses": [], "planned": cfg.epochs * steps_per_epoch, "stopped_by": "epochs"}
     if cfg.resume:
-        state = _load_checkpoint(accelerator, work)
+        state = load_checkpoint(accelerator, work)
         log.info("resuming %s after epoch %d (step %d)", out, state["epoch"], state["step"])
 
     def lr_at(step: int) -> float:
@@ -168,7 +168,7 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
             if not finished:
                 break
             if _agree(accelerator, float(clock() - last_checkpoint >= cfg.checkpoint_minutes * 60), "max"):
-                _save_checkpoint(accelerator, work, state)
+                save_checkpoint(accelerator, work, state)
                 last_checkpoint = clock()
     except KeyboardInterrupt:
         raise ConfigError(
@@ -183,7 +183,7 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
         state["stopped_by"] = "asked"
     elif state["epoch"] < cfg.epochs or state["planned"] < cfg.epochs * steps_per_epoch:
         state["stopped_by"] = "minutes"
-    _save_checkpoint(accelerator, work, state)
+    save_checkpoint(accelerator, work, state)
     result = PretrainResult(out=out, steps=state["step"], epochs=state["epoch"], seconds=state["seconds"],
                             first_loss=float(np.mean([r[2] for r in state["losses"][:10]])),
                             final_loss=float(np.mean([r[2] for r in state["losses"][-10:]])), stopped_by=state["stopped_by"],
@@ -479,18 +479,6 @@ def _agree(accelerator, value: float, how: str = "main") -> float:
     from accelerate.utils import broadcast
 
     return float(broadcast(tensor, from_process=0).item())
-
-
-def _save_checkpoint(accelerator, work: Path, state: dict) -> None:
-    from ..run import save_checkpoint
-
-    save_checkpoint(accelerator, work, state)
-
-
-def _load_checkpoint(accelerator, work: Path) -> dict:
-    from ..run import load_checkpoint
-
-    return load_checkpoint(accelerator, work)
 
 
 def _bar(accelerator, total: int, done: int):
