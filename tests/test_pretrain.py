@@ -53,6 +53,8 @@ def test_pretraining_writes_a_backbone_that_loads_like_a_hub_checkpoint(footage,
     out = tmp_path / "backbone"
     result = run(footage, out)
     assert result.steps == 9  # 3 epochs of 6 curated clips in batches of 2: the copy is left out
+    losses = [row[2] for row in json.loads((out / "pretraining" / "checkpoint" / "state.json").read_text())["losses"]]
+    assert result.first_loss == pytest.approx(np.mean(losses[:4])) and result.final_loss == pytest.approx(np.mean(losses[-4:]))
     assert result.stopped_by == "epochs"
     work = out / "pretraining"
     curation = (work / "curation.txt").read_text()

@@ -184,9 +184,10 @@ def pretrain(cfg: PretrainConfig, progress=None) -> PretrainResult:
     elif state["epoch"] < cfg.epochs or state["planned"] < cfg.epochs * steps_per_epoch:
         state["stopped_by"] = "minutes"
     save_checkpoint(accelerator, work, state)
+    ends = max(1, min(10, len(state["losses"]) // 2))  # steps averaged at each end: a short run's two ends never overlap
     result = PretrainResult(out=out, steps=state["step"], epochs=state["epoch"], seconds=state["seconds"],
-                            first_loss=float(np.mean([r[2] for r in state["losses"][:10]])),
-                            final_loss=float(np.mean([r[2] for r in state["losses"][-10:]])), stopped_by=state["stopped_by"],
+                            first_loss=float(np.mean([r[2] for r in state["losses"][:ends]])),
+                            final_loss=float(np.mean([r[2] for r in state["losses"][-ends:]])), stopped_by=state["stopped_by"],
                             main_process=accelerator.is_main_process)
     # every process takes part: under FSDP the full weights are gathered from the shards of all of them
     weights = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(net).items()}
