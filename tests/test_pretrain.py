@@ -191,3 +191,16 @@ def test_a_time_budget_lays_the_schedule_over_it_and_ends_the_run(footage, tmp_p
     assert 3 <= result.steps < 30
     state = json.loads((tmp_path / "budget" / "pretraining" / "checkpoint" / "state.json").read_text())
     assert state["planned"] == result.steps  # the schedule ended where the run did: at the bottom of the cosine
+
+
+def test_dry_run_judges_clips_by_the_frames_of_the_backbone_it_will_train(tmp_path, capsys):
+    from snapaction.cli import main
+    from snapaction.demo.clips import render_clip
+
+    folder = save_tiny_videomae(tmp_path / "four-frames")  # a checkpoint that takes 4 frames a clip
+    frames = render_clip("pick", np.random.default_rng(0), size=40, num_frames=6)
+    write_video(tmp_path / "short" / "six_frames.mp4", frames, fps=8, codec="libx264")
+    assert main(["pretrain", str(tmp_path / "short"), "--backbone", str(folder), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert "1 clips kept, 0 left out" in capsys.readouterr().out  # enough for this model; the tiny size (8) would refuse it
+    assert main(["pretrain", str(tmp_path / "short"), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert "too short" in capsys.readouterr().out

@@ -318,7 +318,14 @@ def curation_report(cfg: PretrainConfig) -> str:
     data = Path(cfg.data).expanduser()
     if (data / "manifest.json").is_file():
         return open_shards(data).summary()
-    frames = (SIZES[cfg.size] if cfg.backbone == SCRATCH else {}).get("num_frames", 16)
+    if cfg.backbone == SCRATCH:
+        frames = SIZES[cfg.size]["num_frames"]
+    else:  # the checkpoint's own frame count, as the run curates with (its config alone: no weights load)
+        from transformers import AutoConfig
+
+        from ..models.hub import resolve_backbone
+
+        frames = AutoConfig.from_pretrained(resolve_backbone(cfg.backbone)).num_frames
     return curate(data, cut_seconds=cfg.cut_seconds, min_frames=frames).report()
 
 
