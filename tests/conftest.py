@@ -30,6 +30,23 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on one worker per co
     logging.setLogRecordFactory(_escaped_record)
 
 
+# Two kinds of CPU, for every choice that depends on the CPU: each test that takes `cpu` runs once as each,
+# whatever this machine is (the flags go through SNAPACTION_CPU_FLAGS, the one place SnapAction reads them).
+CPUS = {
+    "native-bf16": "sse2 avx2 fma f16c avx512f avx512_vnni avx512_bf16",  # an AMD Zen 4 / Intel Xeon with AVX-512 BF16
+    "avx2-only": "sse2 avx2 fma f16c",  # bf16 emulated, int8 through AVX2
+}
+
+
+@pytest.fixture(params=sorted(CPUS))
+def cpu(request, monkeypatch) -> str:
+    """Run the test as if on each kind of CPU in `CPUS` (subprocesses inherit it); the kind's name."""
+    from snapaction.engines.cpu import OVERRIDE
+
+    monkeypatch.setenv(OVERRIDE, CPUS[request.param])
+    return request.param
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264rgb", **options) -> Path:
     """Write `frames` (uint8 (T, H, W, C)) as a video; libx264rgb at qp 0 is lossless."""
     import av

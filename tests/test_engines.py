@@ -17,6 +17,8 @@ from snapaction.predict import Predictor
 
 INT8_TOLERANCE = 0.05
 """Largest probability difference int8 (either engine) may show on the trained tiny runs' clips."""
+BF16_TOLERANCE = 0.05
+"""Largest probability difference bf16 autocast may show against fp32 on the tiny VideoMAE run's clips."""
 
 
 def lora_videomae_run(root: Path) -> Path:
@@ -63,13 +65,24 @@ def probabilities(predictor: Predictor, inputs: list[torch.Tensor]) -> torch.Ten
     return torch.stack([predictor.probabilities(x).mean(0) for x in inputs])
 
 
-def test_the_cpu_flags_are_read_and_decide_the_fast_precision():
+def test_the_cpu_flags_are_read_and_decide_the_fast_precision(cpu, monkeypatch):
+    from snapaction.engines.cpu import OVERRIDE, describe
+    from snapaction.training.recipe import resolve_precision as training_precision
+
     assert cpu_flags("/nonexistent") == frozenset()
     assert has_native_bf16(frozenset({"avx2", "avx512_bf16"})) and not has_native_bf16(frozenset({"avx2", "fma"}))
     assert has_int8(frozenset({"avx2"})) and not has_int8(frozenset({"sse4_2"}))
-    fast = resolve_precision("fast", "torch", "cpu")
-    assert fast == ("bf16" if has_native_bf16() else "int8" if has_int8() else "fp32")
-    assert resolve_precision("fast", "onnx", "cpu") in ("int8", "fp32")  # onnxruntime has no bf16 path here
+    native = cpu == "native-bf16"
+    assert has_native_bf16() is native and ("bf16 native" in describe()) is native
+    # every decision that depends on the CPU: inference's fast path, and training's and pretraining's auto precision
+    assert resolve_precision("fast", "torch", "cpu") == ("bf16" if native else "int8")
+    assert resolve_precision("fast", "onnx", "cpu") == "int8"  # onnxruntime has no bf16 path here
+    assert training_precision("auto", torch.device("cpu")) == ("bf16" if native else "no")
+    assert training_precision("no", torch.device("cpu")) == "no" and training_precision("bf16", torch.device("cpu")) == "bf16"
+    monkeypatch.setenv(OVERRIDE, "sse2,sse4_2")  # commas too; no SIMD int8 kernels at all
+    assert resolve_precision("fast", "torch", "cpu") == "fp32" and training_precision("auto", torch.device("cpu")) == "no"
+    monkeypatch.delenv(OVERRIDE)
+    assert cpu_flags() == cpu_flags("/proc/cpuinfo")  # without the override: this machine's own flags
     with pytest.raises(ConfigError, match="'int9' is not one of .* Did you mean 'int8'"):
         resolve_precision("int9", "torch")
 
@@ -102,7 +115,7 @@ def test_export_round_trip_matches_pytorch(which, videomae_run, tiny_run, tmp_pa
     assert max(abs(written[c] - single[c]) for c in single) <= FP32_TOLERANCE
 
 
-def test_torch_int8_and_bf16_against_fp32(tiny_run, videomae_run, tmp_path, caplog):
+def test_torch_int8_against_fp32(tiny_run, videomae_run, tmp_path):
     fp32 = Predictor.load(tiny_run, device="cpu")
     inputs = model_inputs(fp32, clips_of(tiny_run, tmp_path))
     reference = probabilities(fp32, inputs)
@@ -111,12 +124,20 @@ def test_torch_int8_and_bf16_against_fp32(tiny_run, videomae_run, tmp_path, capl
     assert (int8 - reference).abs().max() <= INT8_TOLERANCE
     quantized = Predictor.load(videomae_run, device="cpu", precision="int8").model
     assert "torch.ao.nn.quantized.dynamic.modules.linear" in {type(m).__module__ for m in quantized.modules()}
-    bf16 = Predictor.load(videomae_run, device="cpu", precision="bf16").model
-    if has_native_bf16():
-        assert type(bf16).__name__ == "Autocast"
+
+
+def test_torch_bf16_runs_where_the_cpu_has_it_and_says_so_where_not(cpu, videomae_run, tmp_path, caplog):
+    fp32 = Predictor.load(videomae_run, device="cpu")
+    inputs = model_inputs(fp32, clips_of(videomae_run, tmp_path))
+    reference = probabilities(fp32, inputs)
+    bf16 = Predictor.load(videomae_run, device="cpu", precision="bf16")
+    got = probabilities(bf16, inputs)
+    if cpu == "native-bf16":
+        assert type(bf16.model).__name__ == "Autocast" and "no native bf16" not in caplog.text
+        assert 0 < (got - reference).abs().max() <= BF16_TOLERANCE  # really computed in bf16: close, not equal
     else:  # emulated bf16 is slower than fp32: the plain fp32 model runs, and a warning says so
-        assert type(bf16).__name__ == "VideoMAEForVideoClassification"
-        assert "no native bf16" in caplog.text
+        assert type(bf16.model).__name__ == "VideoMAEForVideoClassification"
+        assert "no native bf16" in caplog.text and torch.equal(got, reference)
 
 
 def test_engine_errors_are_one_sentence(tiny_run, tmp_path, capsys, monkeypatch):

@@ -106,6 +106,20 @@ def test_existing_run_is_not_overwritten(colour_clips, tmp_path):
         train(tiny_config(colour_clips, tmp_path / "run", epochs=1))
 
 
+def test_one_process_trains_with_any_precision_any_number_of_times(colour_clips, tmp_path, monkeypatch):
+    """bf16, then none, then bf16 again in one process: Accelerate allows one precision per process unless reset."""
+    from snapaction.engines.cpu import OVERRIDE
+
+    from conftest import CPUS
+
+    got = []
+    for n, (kind, precision) in enumerate([("native-bf16", "auto"), ("avx2-only", "auto"), ("avx2-only", "bf16")]):
+        monkeypatch.setenv(OVERRIDE, CPUS[kind])
+        result = train(tiny_config(colour_clips, tmp_path / f"run{n}", epochs=1, precision=precision))
+        got.append(json.loads((result.run_dir / "report.json").read_text())["precision"])
+    assert got == ["bf16", "no", "bf16"]
+
+
 def test_lora_run_saves_only_the_adapter_and_reloads_to_identical_logits(tiny_videomae, tmp_path):
     from snapaction.models.backbone import LoraSettings, apply_lora, load_backbone
     from snapaction.predict import Predictor

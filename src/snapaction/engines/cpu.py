@@ -4,6 +4,12 @@ Machines differ: some have AVX-512 with native bf16 (``avx512_bf16``, ``amx_bf16
 some only AVX2, where bf16 is emulated and slower than fp32. Int8 matrix products
 run on every x86-64 CPU with AVX2 (``vpmaddubsw``); VNNI (``avx512_vnni``,
 ``avx_vnni``, ``amx_int8``) makes them faster still.
+
+Every choice that depends on the CPU reads it through `cpu_flags`, and the
+environment variable ``SNAPACTION_CPU_FLAGS`` (space- or comma-separated flags)
+replaces what ``/proc/cpuinfo`` says: the tests run both sides of every
+precision decision on any machine with it, and a user can rule out a fast path
+that misbehaves on their CPU.
 """
 
 from __future__ import annotations
@@ -19,9 +25,24 @@ SHOWN = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf
 """The flags that decide the choices below, in the order a report lists them."""
 
 
+OVERRIDE = "SNAPACTION_CPU_FLAGS"
+"""Environment variable whose flags replace this CPU's own, for every decision below (tests set it)."""
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags (x86 ``flags``, ARM ``Features``); empty where the file cannot be read.
+
+    Without `cpuinfo`, ``SNAPACTION_CPU_FLAGS`` wins where it is set, else ``/proc/cpuinfo`` is read (once)."""
+    if cpuinfo is None:
+        forced = os.environ.get(OVERRIDE)
+        if forced is not None:
+            return frozenset(forced.replace(",", " ").split())
+        cpuinfo = "/proc/cpuinfo"
+    return _read_flags(cpuinfo)
+
+
 @functools.lru_cache(maxsize=None)
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (x86 ``flags``, ARM ``Features``); empty where the file cannot be read."""
+def _read_flags(cpuinfo: str) -> frozenset[str]:
     try:
         text = Path(cpuinfo).read_text()
     except OSError:

@@ -213,7 +213,8 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
             info.skipped = [{"path": p, "reason": r} for p, r in skipped]
             info.save(run_dir)
         write_train_report(run_dir, result, state["rows"], trainable, total,
-                           extra={"epochs_asked": cfg.epochs, "stopped_by": state["stopped_by"], "max_minutes": cfg.max_minutes})
+                           extra={"epochs_asked": cfg.epochs, "stopped_by": state["stopped_by"], "max_minutes": cfg.max_minutes,
+                                  "precision": accelerator.mixed_precision})
         plot_curves(run_dir, state["rows"])
     accelerator.wait_for_everyone()
     return result

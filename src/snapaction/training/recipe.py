@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,11 +40,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "no"
-        return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+        from ..engines.cpu import has_native_bf16
+
+        return "bf16" if has_native_bf16() else "no"
     return "no"
 
 
@@ -81,10 +78,17 @@ def make_accelerator(precision: str, grad_accum: int):
     import numpy as np
     from accelerate import Accelerator
 
+    from accelerate.state import AcceleratorState
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     joined_on_cpu = device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(cpu=joined_on_cpu, mixed_precision=resolve_precision(precision, device),
-                              gradient_accumulation_steps=grad_accum)
+    mixed_precision = resolve_precision(precision, device)
+    # Accelerate keeps its state per process and refuses a second Accelerator of another precision ("AcceleratorState
+    # has already been initialized"), so a program (the studio, the tests, a notebook) that trains twice with different
+    # precisions would fail on its second run. The process group (PartialState) is kept; only the precision state goes.
+    if AcceleratorState._shared_state and AcceleratorState._shared_state.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = Accelerator(cpu=joined_on_cpu, mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum)
     # Denormal floats appear once a loss nears its floor and slow CPU kernels several-fold. numpy reads its
     # float limits lazily and warns when it first does so with denormals flushed: read them first.
     np.finfo(np.float32), np.finfo(np.float64)
