@@ -181,6 +181,27 @@ def test_same_seed_writes_the_same_files_with_any_worker_count(small, tmp_path):
     assert (other.root / "train/pick/pick_000.mp4").read_bytes() != (small.root / "train/pick/pick_000.mp4").read_bytes()
 
 
+def test_a_clip_is_encoded_to_the_same_bytes_on_every_cpu(tmp_path):
+    """x264 picks kernels by CPU: its AVX-512 ones wrote other bytes run to run, its AVX2 ones other bytes than
+    other CPUs. The demo's encoder settings must write, on any CPU, exactly what x264's plain C code writes."""
+    import av
+
+    from snapaction.demo.dataset import write_clip, x264_options
+
+    for seed in range(6):
+        frames = render_clip("pick", rng(seed), 48, 16)
+        ours = write_clip(tmp_path / f"ours{seed}.mp4", frames, 16).read_bytes()
+        assert write_clip(tmp_path / f"again{seed}.mp4", frames, 16).read_bytes() == ours
+        with av.open(str(tmp_path / f"c{seed}.mp4"), "w", format="mp4") as container:  # no assembly at all
+            stream = container.add_stream("libx264", rate=16, options={**x264_options(), "x264-params": "asm=0"})
+            stream.width = stream.height = 48
+            stream.pix_fmt = "yuv420p"
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        assert (tmp_path / f"c{seed}.mp4").read_bytes() == ours
+
+
 def test_rewriting_a_previous_demo_dataset_replaces_its_clips(tmp_path):
     out = tmp_path / "demo"
     write_demo_dataset(out, **SMALL, workers=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,19 @@ def write_demo_dataset(
     return DemoDataset(root, root / "train", root / "test", CLASSES, spec.counts())
 
 
+def x264_options() -> dict[str, str]:
+    """libx264's options for the demo clips: the same bytes for the same frames on every CPU, run after run.
+
+    x264 picks its assembly kernels from the CPU. Its AVX-512 kernels (chosen on CPUs with AVX-512) do not give
+    the same bytes twice for the same frames, and its AVX2 kernels round the macroblock-tree's float arithmetic
+    differently (FMA), so clips decoded up to 35 grey levels apart from one machine, or one run, to the next.
+    SSE2, which every x86-64 CPU has, writes exactly what x264's plain C writes, and as fast here; elsewhere
+    (ARM) the plain C runs.
+    """
+    kernels = "SSE2" if platform.machine().lower() in ("x86_64", "amd64") else "0"
+    return {"crf": "20", "preset": "veryfast", "threads": "1", "x264-params": f"asm={kernels}"}
+
+
 def write_clip(path: str | Path, frames: np.ndarray, fps: int) -> Path:
     """Encode ``uint8 (T, H, W, C)`` frames as H.264 (libx264, yuv420p); written whole or not at all."""
     import av
@@ -150,7 +164,7 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: int) -> Path:
     path = Path(path)
     part = path.with_name(path.name + ".part")
     with av.open(str(part), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast", "threads": "1"})
+        stream = container.add_stream("libx264", rate=fps, options=x264_options())
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         for frame in frames:
