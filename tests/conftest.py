@@ -30,20 +30,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on one worker per co
     logging.setLogRecordFactory(_escaped_record)
 
 
-# Two kinds of CPU, for every choice that depends on the CPU: each test that takes `cpu` runs once as each,
-# whatever this machine is (the flags go through SNAPACTION_CPU_FLAGS, the one place SnapAction reads them).
+# Kinds of CPU, for every choice that depends on the CPU: each test that takes `cpu` runs once as each, whatever
+# this machine is (through SNAPACTION_CPU_FLAGS and SNAPACTION_BF16_TRAINING, the one place SnapAction reads them).
+NATIVE_BF16 = "sse2 avx2 fma f16c avx512f avx512_vnni avx512_bf16"  # an AMD Zen 4 / Intel Xeon with AVX-512 BF16
 CPUS = {
-    "native-bf16": "sse2 avx2 fma f16c avx512f avx512_vnni avx512_bf16",  # an AMD Zen 4 / Intel Xeon with AVX-512 BF16
-    "avx2-only": "sse2 avx2 fma f16c",  # bf16 emulated, int8 through AVX2
+    "native-bf16": {"SNAPACTION_CPU_FLAGS": NATIVE_BF16, "SNAPACTION_BF16_TRAINING": "ok"},
+    "native-bf16-wrong-gradients": {"SNAPACTION_CPU_FLAGS": NATIVE_BF16, "SNAPACTION_BF16_TRAINING": "broken"},
+    "avx2-only": {"SNAPACTION_CPU_FLAGS": "sse2 avx2 fma f16c", "SNAPACTION_BF16_TRAINING": "ok"},  # bf16 emulated
 }
+
+
+def as_cpu(monkeypatch, kind: str) -> None:
+    """Make SnapAction see the CPU `kind` of `CPUS` (subprocesses inherit it)."""
+    for name, value in CPUS[kind].items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(params=sorted(CPUS))
 def cpu(request, monkeypatch) -> str:
-    """Run the test as if on each kind of CPU in `CPUS` (subprocesses inherit it); the kind's name."""
-    from snapaction.engines.cpu import OVERRIDE
-
-    monkeypatch.setenv(OVERRIDE, CPUS[request.param])
+    """Run the test as if on each kind of CPU in `CPUS`; the kind's name."""
+    as_cpu(monkeypatch, request.param)
     return request.param
 
 

@@ -65,26 +65,57 @@ def probabilities(predictor: Predictor, inputs: list[torch.Tensor]) -> torch.Ten
     return torch.stack([predictor.probabilities(x).mean(0) for x in inputs])
 
 
-def test_the_cpu_flags_are_read_and_decide_the_fast_precision(cpu, monkeypatch):
+def test_the_cpu_flags_are_read_and_decide_the_fast_precision(cpu, monkeypatch, caplog):
     from snapaction.engines.cpu import OVERRIDE, describe
     from snapaction.training.recipe import resolve_precision as training_precision
 
     assert cpu_flags("/nonexistent") == frozenset()
     assert has_native_bf16(frozenset({"avx2", "avx512_bf16"})) and not has_native_bf16(frozenset({"avx2", "fma"}))
     assert has_int8(frozenset({"avx2"})) and not has_int8(frozenset({"sse4_2"}))
-    native = cpu == "native-bf16"
+    native = cpu.startswith("native-bf16")
     assert has_native_bf16() is native and ("bf16 native" in describe()) is native
-    # every decision that depends on the CPU: inference's fast path, and training's and pretraining's auto precision
-    assert resolve_precision("fast", "torch", "cpu") == ("bf16" if native else "int8")
+    # every decision that depends on the CPU: inference's fast path, and training's and pretraining's precision
+    assert resolve_precision("fast", "torch", "cpu") == ("bf16" if native else "int8")  # inference: forward only
     assert resolve_precision("fast", "onnx", "cpu") == "int8"  # onnxruntime has no bf16 path here
-    assert training_precision("auto", torch.device("cpu")) == ("bf16" if native else "no")
-    assert training_precision("no", torch.device("cpu")) == "no" and training_precision("bf16", torch.device("cpu")) == "bf16"
+    on_cpu = torch.device("cpu")
+    assert training_precision("auto", on_cpu) == ("bf16" if cpu == "native-bf16" else "no")
+    assert training_precision("no", on_cpu) == "no"
+    if cpu == "native-bf16-wrong-gradients":  # said once, and an explicit bf16 is refused with the way out
+        assert "training in fp32, not bf16: SNAPACTION_BF16_TRAINING=broken" in caplog.text
+        with pytest.raises(ConfigError, match="--precision bf16: .* train with --precision no"):
+            training_precision("bf16", on_cpu)
+    else:
+        assert training_precision("bf16", on_cpu) == "bf16"
     monkeypatch.setenv(OVERRIDE, "sse2,sse4_2")  # commas too; no SIMD int8 kernels at all
-    assert resolve_precision("fast", "torch", "cpu") == "fp32" and training_precision("auto", torch.device("cpu")) == "no"
+    assert resolve_precision("fast", "torch", "cpu") == "fp32" and training_precision("auto", on_cpu) == "no"
     monkeypatch.delenv(OVERRIDE)
     assert cpu_flags() == cpu_flags("/proc/cpuinfo")  # without the override: this machine's own flags
-    with pytest.raises(ConfigError, match="'int9' is not one of .* Did you mean 'int8'"):
-        resolve_precision("int9", "torch")
+
+
+def test_the_bf16_gradient_check_catches_a_wrong_kernel(monkeypatch):
+    from snapaction.engines import cpu as hardware
+
+    monkeypatch.delenv(hardware.BF16_CHECK, raising=False)
+    hardware._check_bf16_gradients.cache_clear()
+    found = hardware.bf16_training_problem()  # this machine's real answer: right, or a sentence saying what is wrong
+    assert found is None or "bf16 weight gradient of a 3x3x3 convolution" in found
+    conv3d = torch.nn.functional.conv3d
+
+    def kernel(factor):  # bf16 convolutions computed in fp32 whose weight gradient is `factor` times the true one
+        def conv(x, w, *args, **kwargs):
+            if w.dtype != torch.bfloat16:
+                return conv3d(x, w, *args, **kwargs)
+            return conv3d(x.float(), (w * factor - w.detach() * (factor - 1)).float(), *args, **kwargs).bfloat16()
+        return conv
+
+    try:
+        for factor, expected in ((1, None), (2, "off by 100% of its size against fp32")):
+            monkeypatch.setattr(torch.nn.functional, "conv3d", kernel(factor))
+            hardware._check_bf16_gradients.cache_clear()
+            problem = hardware.bf16_training_problem()
+            assert problem == expected if expected is None else expected in problem
+    finally:
+        hardware._check_bf16_gradients.cache_clear()
 
 
 @pytest.mark.parametrize("which", ["videomae", "scratch"])
@@ -132,7 +163,7 @@ def test_torch_bf16_runs_where_the_cpu_has_it_and_says_so_where_not(cpu, videoma
     reference = probabilities(fp32, inputs)
     bf16 = Predictor.load(videomae_run, device="cpu", precision="bf16")
     got = probabilities(bf16, inputs)
-    if cpu == "native-bf16":
+    if cpu.startswith("native-bf16"):  # inference runs forward only: the gradient check does not matter
         assert type(bf16.model).__name__ == "Autocast" and "no native bf16" not in caplog.text
         assert 0 < (got - reference).abs().max() <= BF16_TOLERANCE  # really computed in bf16: close, not equal
     else:  # emulated bf16 is slower than fp32: the plain fp32 model runs, and a warning says so

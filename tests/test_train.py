@@ -108,13 +108,11 @@ def test_existing_run_is_not_overwritten(colour_clips, tmp_path):
 
 def test_one_process_trains_with_any_precision_any_number_of_times(colour_clips, tmp_path, monkeypatch):
     """bf16, then none, then bf16 again in one process: Accelerate allows one precision per process unless reset."""
-    from snapaction.engines.cpu import OVERRIDE
-
-    from conftest import CPUS
+    from conftest import as_cpu
 
     got = []
     for n, (kind, precision) in enumerate([("native-bf16", "auto"), ("avx2-only", "auto"), ("avx2-only", "bf16")]):
-        monkeypatch.setenv(OVERRIDE, CPUS[kind])
+        as_cpu(monkeypatch, kind)
         result = train(tiny_config(colour_clips, tmp_path / f"run{n}", epochs=1, precision=precision))
         got.append(json.loads((result.run_dir / "report.json").read_text())["precision"])
     assert got == ["bf16", "no", "bf16"]

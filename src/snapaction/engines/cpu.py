@@ -60,6 +60,51 @@ def has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in NATIVE_BF16) or ("bf16" in flags and platform.machine() in ("aarch64", "arm64"))
 
 
+BF16_CHECK = "SNAPACTION_BF16_TRAINING"
+"""Environment variable that replaces the outcome of `bf16_training_problem`'s check: ``ok``, or ``broken`` (tests set it)."""
+
+
+def bf16_training_problem() -> str | None:
+    """None where training in bf16 on this CPU computes the right gradients; else what went wrong, in one sentence.
+
+    Having the instructions is not enough: on an AMD EPYC with AVX-512 BF16 (torch 2.13's CPU build), the bf16
+    weight gradient of a 3x3x3 convolution over small feature maps (the scratch preset's last blocks) came back
+    different on every call, up to four times its own size and sometimes NaN, so training in bf16 there drifted to
+    NaN while fp32 learnt. A known-answer check of those kernels against fp32 runs once per process, where a
+    precision decision needs it (a few milliseconds).
+    """
+    forced = os.environ.get(BF16_CHECK)
+    if forced is not None:
+        return None if forced == "ok" else f"{BF16_CHECK}={forced} says this CPU's bf16 gradients are wrong"
+    return _check_bf16_gradients()
+
+
+@functools.lru_cache(maxsize=None)
+def _check_bf16_gradients() -> str | None:
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    for shape, out_channels in (((2, 64, 2, 4, 4), 128), ((2, 128, 2, 4, 4), 128), ((2, 32, 4, 8, 8), 64)):
+        x = torch.randn(shape, generator=gen).bfloat16()
+        w = (torch.randn(out_channels, shape[1], 3, 3, 3, generator=gen) * 0.05).bfloat16()
+        dy = torch.randn(shape[0], out_channels, *shape[2:], generator=gen).bfloat16()
+        reference = None
+        for layout in (torch.contiguous_format, torch.channels_last_3d, torch.channels_last_3d):  # the last twice: repeatable?
+            for dtype in ((torch.float32,) if reference is None else ()) + (torch.bfloat16,):
+                weight = w.to(dtype).contiguous(memory_format=layout).clone().requires_grad_()  # a fresh leaf each time
+                y = torch.nn.functional.conv3d(x.to(dtype).contiguous(memory_format=layout), weight, padding=1)
+                y.backward(dy.to(dtype).contiguous(memory_format=layout))
+                grad = weight.grad.float()
+                if reference is None:
+                    reference = grad
+                    continue
+                error = float((grad - reference).abs().max() / reference.abs().max())
+                if not error <= 0.05:  # bf16 rounds to ~0.4%; NaN fails too
+                    return (f"the bf16 weight gradient of a 3x3x3 convolution over {tuple(shape)} is wrong on this CPU "
+                            f"(off by {error:.0%} of its size against fp32)")
+    return None
+
+
 def has_int8(flags: frozenset[str] | None = None) -> bool:
     """True when int8 matrix products have SIMD kernels here (AVX2 or better on x86, ``asimd`` on ARM)."""
     flags = cpu_flags() if flags is None else flags

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -34,16 +37,29 @@ def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> 
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """Accelerate's mixed_precision value for `precision` on `device`."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu":
-        from ..engines.cpu import has_native_bf16
+    """Accelerate's mixed_precision value for `precision` on `device`.
 
-        return "bf16" if has_native_bf16() else "no"
-    return "no"
+    On a CPU, ``auto`` is bf16 only where the CPU has native bf16 and its bf16 gradients pass
+    `snapaction.engines.cpu.bf16_training_problem`'s check; an explicit ``bf16`` that fails the check is refused."""
+    from ..engines.cpu import bf16_training_problem, has_native_bf16
+    from ..errors import ConfigError
+
+    if device.type == "cuda":
+        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if precision == "auto" else precision
+    if device.type != "cpu":
+        return "no" if precision == "auto" else precision
+    if precision == "auto" and not has_native_bf16():
+        return "no"
+    if precision in ("auto", "bf16"):
+        problem = bf16_training_problem()
+        if problem and precision == "bf16":
+            raise ConfigError(f"--precision bf16: {problem}, so a model trained in bf16 here learns from wrong "
+                              "gradients; train with --precision no (fp32) or auto")
+        if problem:
+            log.warning("training in fp32, not bf16: %s", problem)
+            return "no"
+        return "bf16"
+    return precision
 
 
 def fit_to_budget(epochs_asked: int, epoch_seconds: list[float], budget_s: float | None) -> int:
