@@ -30,6 +30,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on one worker per co
     logging.setLogRecordFactory(_escaped_record)
 
 
+# Files whose tests start processes, browsers or trainings, costliest first (measured with --durations). Workers take
+# files in collection order: these go first, so that the two workers end together instead of one waiting while
+# the other runs a long file that came last (xdist's own reordering, by number of tests, put the costliest last).
+COSTLY_FIRST = ("test_crash_safety.py", "test_corpus.py", "test_two_processes.py", "test_demo_data.py",
+                "test_studio_browser.py", "test_engines.py", "test_evaluate.py", "test_pose_run.py", "test_pretrain.py",
+                "test_curve.py", "test_train.py", "test_mask.py", "test_web_browser.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(COSTLY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 # Kinds of CPU, for every choice that depends on the CPU: each test that takes `cpu` runs once as each, whatever
 # this machine is (through SNAPACTION_CPU_FLAGS and SNAPACTION_BF16_TRAINING, the one place SnapAction reads them).
 NATIVE_BF16 = "sse2 avx2 fma f16c avx512f avx512_vnni avx512_bf16"  # an AMD Zen 4 / Intel Xeon with AVX-512 BF16
