@@ -164,6 +164,28 @@ def test_a_rerun_interrupted_at_a_random_moment_leaves_the_previous_run_whole(de
     assert f"demo interrupted: {run} holds the last demo run that completed, whole; the run it was training was discarded" in said, where
 
 
+def test_an_export_interrupted_at_its_end_leaves_the_earlier_export_whole_and_other_folders_are_refused(tiny_run, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'snapaction[onnx]')")
+    import snapaction.engines.onnx as onnx
+
+    out = tmp_path / "export"
+    write_tree(out, {"model.onnx": "an earlier export", "export.json": "{}"})  # (exporting it for real costs seconds)
+    before = snapshot(out)
+
+    def ctrl_c(*args, **kwargs):  # the last step before the swap: the new model.onnx is written and checked
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx, "quantize_model", ctrl_c)
+    assert main(["export", str(tiny_run), "--onnx", str(out), "--int8"]) == 130
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    mine = tmp_path / "mine"
+    write_tree(mine, {"notes.txt": "keep me"})
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--onnx", str(mine)]) == 2
+    assert f"--onnx {mine} holds files that are not an export of SnapAction's; pass a new or empty folder" in capsys.readouterr().err
+    assert snapshot(mine) == {"notes.txt": b"keep me"}
+
+
 # --- Ctrl-C says how to go on, in every case -------------------------------------------
 
 
