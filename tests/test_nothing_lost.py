@@ -186,6 +186,39 @@ def test_an_export_interrupted_at_its_end_leaves_the_earlier_export_whole_and_ot
     assert snapshot(mine) == {"notes.txt": b"keep me"}
 
 
+def test_shards_rewritten_with_other_settings_and_interrupted_leave_the_earlier_shards_whole(tmp_path, monkeypatch):
+    import snapaction.pretrain.shards as shards
+    from test_shards import tiny_clips
+
+    clips = tiny_clips(tmp_path / "clips", 3)
+    out = tmp_path / "shards"
+    shards.write_shards(clips, out, num_frames=2, size=16, clips_per_shard=1, workers=1, progress=False)
+    before = snapshot(out)
+    real, written = shards._write_tar, []
+
+    def ctrl_c_at_the_second(folder, number, samples):
+        written.append(number)
+        if number == 1:
+            raise KeyboardInterrupt
+        return real(folder, number, samples)
+
+    monkeypatch.setattr(shards, "_write_tar", ctrl_c_at_the_second)
+    with pytest.raises(KeyboardInterrupt):  # other settings: every shard is written anew
+        shards.write_shards(clips, out, num_frames=2, size=16, clips_per_shard=2, workers=1, progress=False)
+    assert written == [0, 1] and snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips", "shards"]
+    assert shards.open_shards(out).clips_per_shard == 1
+
+
+def test_eval_refuses_to_replace_a_folder_that_is_not_a_report_and_deletes_nothing(tiny_run, tmp_path, capsys):
+    mine = tmp_path / "results"
+    write_tree(mine, {"notes.txt": "keep me"})
+    assert main(["eval", str(tiny_run), str(tiny_run.parent / "data" / "test"), "--out", str(mine)]) == 2
+    assert (f"{mine} holds files that are not an eval report; pass --out a new or empty folder (an earlier report there "
+            "is replaced), SnapAction will not delete them") in capsys.readouterr().err
+    assert snapshot(mine) == {"notes.txt": b"keep me"}
+
+
 # --- Ctrl-C says how to go on, in every case -------------------------------------------
 
 
