@@ -49,7 +49,7 @@ class TrainConfig:
     cache_frames: int | None = option(None, "frames spread evenly over each clip that sampling picks from, and that the cache keeps (default: twice --num-frames, at least 16)")
     workers: int = option(0, "data loading processes (0: load in the training process)")
     max_minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is fitted to it, and the best epoch is kept", aliases=("--minutes",))
-    resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint")
+    resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint (a finished run trains on only when given a larger --epochs)")
     checkpoint_minutes: float = option(1.0, "save a resumable checkpoint when this many minutes have passed since the last (0: every epoch)")
     seed: int = option(0, "seed for the split, sampling, augmentation and initial weights")
     probe_views: int = option(4, "augmented views per training clip whose features are cached, for --finetune probe")

@@ -77,8 +77,11 @@ def check_out(cfg: TrainConfig) -> tuple[Path, TrainConfig]:
     if cfg.resume and not has_checkpoint(run_dir):
         if not is_run(run_dir):
             raise ConfigError(f"nothing to resume in {run_dir}: it holds no run; start one with --out {run_dir} (without --resume)")
-        print(f"{run_dir} was stopped before its first checkpoint, so it cannot be continued exactly: "
-              "training it again from the start, in the same folder, with the same options", flush=True)
+        from ..run import read_report
+
+        why = ("keeps no checkpoint to continue from (probe mode writes none)" if read_report(run_dir)
+               else "was stopped before its first checkpoint, so it cannot be continued exactly")
+        print(f"{run_dir} {why}: training it again from the start, in the same folder, with the same options", flush=True)
         cfg = dataclasses.replace(cfg, resume=False)
     return run_dir, cfg
 
