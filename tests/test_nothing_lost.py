@@ -140,14 +140,18 @@ def test_a_rerun_interrupted_at_a_random_moment_leaves_the_previous_run_whole(de
     run = out / "run"
     before = snapshot(run)
     assert {"curves.png", "eval-test/confusion_matrix.png", "eval-test/report.json", "metrics.csv"} <= set(before)
-    # The rerun reuses the clips and their cache, so it makes the first run's renames less those of data/ and cache/.
-    ours = [dst for src, dst in calls if not {"data", "cache"} & set(dst.relative_to(out).parts[:1])]
+
+    def the_runs(dst) -> bool:  # the rerun reuses the clips and their cache: it makes the first run's other renames
+        parts = Path(dst).parts
+        return parts[:len(out.parts)] == out.parts and parts[len(out.parts):][:1] not in (("data",), ("cache",))
+
+    ours = [dst for src, dst in calls if the_runs(dst)]
     n = random.Random(SEED).randint(1, len(ours))
     real, count = os.replace, {"n": 0}
 
     def stop_at_the_nth(src, dst):
-        count["n"] += 1
-        if count["n"] == n:
+        count["n"] += the_runs(dst)
+        if count["n"] == n and the_runs(dst):
             raise KeyboardInterrupt
         real(src, dst)
 
@@ -217,6 +221,28 @@ def test_eval_refuses_to_replace_a_folder_that_is_not_a_report_and_deletes_nothi
     assert (f"{mine} holds files that are not an eval report; pass --out a new or empty folder (an earlier report there "
             "is replaced), SnapAction will not delete them") in capsys.readouterr().err
     assert snapshot(mine) == {"notes.txt": b"keep me"}
+
+
+def test_a_demo_dataset_rewritten_with_other_settings_and_interrupted_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    import snapaction.demo.dataset as dataset
+
+    out = tmp_path / "data"
+    tiny = dict(clips_per_class=1, test_clips_per_class=1, size=32, num_frames=8, fps=8, workers=1)
+    dataset.write_demo_dataset(out, **tiny)
+    before = snapshot(out)
+    real, calls = dataset._write_one, []
+
+    def ctrl_c_at_the_third(job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(dataset, "_write_one", ctrl_c_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        dataset.write_demo_dataset(out, **{**tiny, "clips_per_class": 2})
+    assert len(calls) == 3 and snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 # --- Ctrl-C says how to go on, in every case -------------------------------------------
