@@ -146,6 +146,8 @@ def test_a_rerun_interrupted_at_a_random_moment_leaves_the_previous_run_whole(de
         return parts[:len(out.parts)] == out.parts and parts[len(out.parts):][:1] not in (("data",), ("cache",))
 
     ours = [dst for src, dst in calls if the_runs(dst)]
+    ours.insert(-1, run.with_name("run.old"))  # a rerun also moves the previous run aside, just before the new one goes in
+    assert ours[-1] == run
     n = random.Random(SEED).randint(1, len(ours))
     real, count = os.replace, {"n": 0}
 
