@@ -332,7 +332,7 @@ def test_the_demo_end_to_end_at_a_tiny_size_then_a_rerun_replaces_only_its_own_r
     replaces the demo's own run (its clips are reused: test_writing_the_same_demo_dataset_again_encodes_nothing),
     and a foreign folder where the run goes is refused, untouched."""
     from snapaction.cli import main
-    from snapaction.demo.run import _replace_previous_demo_run
+    from snapaction.demo.run import _check_previous_demo_run
     from snapaction.errors import ConfigError
 
     out = tmp_path / "demo"
@@ -341,10 +341,10 @@ def test_the_demo_end_to_end_at_a_tiny_size_then_a_rerun_replaces_only_its_own_r
     report = json.loads((out / "run" / "eval-test" / "report.json").read_text())
     assert (out / "run" / "eval-test" / "confusion_matrix.png").is_file() and report["clips"] == 4
     assert f"held-out accuracy {report['accuracy']:.3f} on 4 clips" in said and "confusion_matrix.png" in said
-    _replace_previous_demo_run(out / "run", out / "data" / "train")
-    assert not (out / "run").exists()  # the demo's own run: removed for the new one
+    _check_previous_demo_run(out / "run", out / "data" / "train")  # the demo's own run: the new one may replace it...
+    assert (out / "run" / "eval-test" / "report.json").is_file()  # ...once complete (tests/test_nothing_lost.py): untouched now
     (tmp_path / "other" / "run").mkdir(parents=True)
     (tmp_path / "other" / "run" / "mine.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="is not a run of this demo's clips"):
-        _replace_previous_demo_run(tmp_path / "other" / "run", out / "data" / "train")
+        _check_previous_demo_run(tmp_path / "other" / "run", out / "data" / "train")
     assert (tmp_path / "other" / "run" / "mine.txt").read_text() == "keep me"

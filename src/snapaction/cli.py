@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except SnapActionError as err:
         print(f"snapaction: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        if getattr(err, "message", ""):  # what was kept, and the command that goes on
+            print(err.message, flush=True)
         print("snapaction: interrupted", file=sys.stderr)
         return 130

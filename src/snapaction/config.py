@@ -16,9 +16,10 @@ from typing import Any
 from .errors import ConfigError
 
 
-def option(default: Any, help: str, choices: tuple | None = None, flag: str | None = None) -> Any:
-    """A dataclass field with help text (and optional choices) for the CLI."""
-    meta = {"help": help, "choices": choices, "flag": flag}
+def option(default: Any, help: str, choices: tuple | None = None, flag: str | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with help text (and optional choices) for the CLI; `aliases` are other flags that set it
+    too (older or other commands' names), accepted but left out of --help so that it shows one name."""
+    meta = {"help": help, "choices": choices, "flag": flag, "aliases": aliases}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -74,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None 
         # Help that explains its own default (a None that means "chosen for you") keeps its words.
         kwargs["help"] = text if "default" in text.lower() else f"{text} (default: {shown})"
         group.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
+        for alias in f.metadata.get("aliases") or ():
+            group.add_argument(alias, **{k: v for k, v in kwargs.items() if v is not None and k != "help"}, help=argparse.SUPPRESS)
 
 
 def from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:

@@ -39,6 +39,14 @@ class RunError(SnapActionError):
     """A run folder is missing, incomplete, or from an incompatible version."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a sentence on what was kept and how to go on (`snapaction.cli` prints it)."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """' Did you mean X?' for the closest of `choices`, or '' when none is close."""
     match = difflib.get_close_matches(value, list(choices), n=1)

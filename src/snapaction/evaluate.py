@@ -230,6 +230,17 @@ def confusion_text(matrix: np.ndarray, classes: list[str]) -> str:
     return "\n".join([head, *rows])
 
 
+def check_report_folder(folder: str | Path) -> None:
+    """A report folder may be new, empty, or an earlier report (replaced whole); anything else raises `DataError`
+    before anything is written, since replacing it would delete the files there."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder} is a file; pass --out a folder for the report")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "report.json").is_file():
+        raise DataError(f"{folder} holds files that are not an eval report; pass --out a new or empty folder "
+                        "(an earlier report there is replaced), SnapAction will not delete them")
+
+
 def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Evaluation | None = None, about: dict | None = None) -> dict:
     """Write the report folder for `evaluation` and return what ``report.json`` holds.
 
@@ -243,6 +254,7 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
     from .files import atomic_json, replace_dir, temp_dir
 
     folder = Path(folder)
+    check_report_folder(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir(folder.parent, f".{folder.name}-")
     try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -48,15 +51,83 @@ def atomic_json(path: Path, obj: Any) -> None:
 
 
 def replace_dir(src: Path, dst: Path) -> None:
-    """Move the finished folder `src` to `dst`, replacing what was there, never leaving `dst` half-written."""
+    """Move the finished folder `src` to `dst`, replacing what was there, never leaving `dst` half-written.
+
+    Two renames (the old folder aside as ``NAME.old``, the new one in), then the old one removed; Ctrl-C
+    waits until all is done, and an error between the renames puts the old folder back. Only a kill can fall between them:
+    ``snapaction.run.recover_partial_writes`` (or the next `replace_dir`) tidies that up.
+    """
+    src, dst = Path(src), Path(dst)
     old = dst.with_name(dst.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old.exists():
-        shutil.rmtree(old)
+    with ctrl_c_deferred():
+        if old.exists():
+            shutil.rmtree(old)
+        if dst.exists():
+            os.replace(dst, old)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            if old.exists() and not dst.exists():
+                os.replace(old, dst)
+            raise
+        if old.exists():
+            shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def building(dst: Path) -> Iterator[Path]:
+    """A new empty folder beside `dst` to build the next version of `dst` in, swapped in whole when the block ends.
+
+    While the block runs, `dst` is untouched; if it raises (Ctrl-C included), the new folder is removed and
+    `dst` stays exactly as it was. Folders that earlier builds killed outright left beside `dst` are removed.
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{dst.name}-build-"
+    for leftover in dst.parent.glob(prefix + "*"):
+        pid = leftover.name[len(prefix):].split("-", 1)[0]
+        if leftover.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+    tmp = temp_dir(dst.parent, f"{prefix}{os.getpid()}-")
+    try:
+        yield tmp
+        replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block is done, then raise it: for a few renames that must not be split.
+
+    Only the main thread receives signals in Python; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list = []
+    try:
+        before = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if before is None else before)
+        if caught:  # delivered now, to whatever handled it before (Python's: KeyboardInterrupt)
+            signal.raise_signal(signal.SIGINT)
+
+
+def _alive(pid: int) -> bool:
+    """True when a process `pid` runs on this machine (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def move_files_into(src: Path, dst: Path) -> None:

@@ -311,6 +311,11 @@ def save_checkpoint(accelerator, run_dir: Path, state: dict) -> None:
 
 def load_checkpoint(accelerator, run_dir: Path) -> dict:
     """Restore what `save_checkpoint` saved into the prepared objects; returns the loop state."""
-    checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
-    accelerator.load_state(str(checkpoint_dir))
-    return json.loads((checkpoint_dir / "state.json").read_text())
+    accelerator.load_state(str(Path(run_dir) / CHECKPOINT_DIR))
+    return checkpoint_state(run_dir)
+
+
+def checkpoint_state(run_dir: str | Path) -> dict | None:
+    """The loop state the run's checkpoint holds (epoch, metrics rows, ...), or None when it has none."""
+    path = Path(run_dir) / CHECKPOINT_DIR / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-clips-per-class", type=int, default=25, help="held-out clips per class (default: 25)")
     parser.add_argument("--epochs", type=int, default=150, help="most epochs to train (default: 150)")
     parser.add_argument("--max-minutes", type=float, default=6.5, help="training time budget in minutes (default: 6.5)")
+    parser.add_argument("--minutes", dest="max_minutes", type=float, help=argparse.SUPPRESS)  # the name pretrain had
     parser.add_argument("--seed", type=int, default=0, help="seed for data and training (default: 0)")
 
 
@@ -28,8 +29,12 @@ def run(args: argparse.Namespace) -> int:
     result = run_demo(args.out, args.clips_per_class, args.test_clips_per_class, args.epochs, args.max_minutes, args.seed)
     import math
 
-    print(f"validation accuracy {result.val_accuracy:.3f}; held-out accuracy {result.test_accuracy:.3f} on {result.test_clips} clips it never saw")
     trained = result.training
+    kept = f"kept epoch {trained.best_epoch} of {trained.epochs_run}" if trained is not None else "kept the best epoch"
+    if trained is not None and trained.stopped_by == "patience":
+        kept += f" ({trained.epochs_asked} asked for; no better epoch came in the last {trained.epochs_run - trained.best_epoch})"
+    print(f"{kept}, the best on validation: validation accuracy {result.val_accuracy:.3f}; "
+          f"held-out accuracy {result.test_accuracy:.3f} on {result.test_clips} clips it never saw")
     if trained is not None and trained.stopped_by == "budget":
         pace = trained.seconds / max(trained.epochs_run, 1)
         wanted = math.ceil(trained.epochs_asked * pace / 60)

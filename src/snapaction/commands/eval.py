@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         check_root(args.data)
     from ..errors import ConfigError, DataError
     from ..data.splits import eval_samples
-    from ..evaluate import evaluate, training_overlap, write_eval_report
+    from ..evaluate import check_report_folder, evaluate, training_overlap, write_eval_report
     from ..predict import Predictor
 
     if args.views < 1 or args.batch_clips < 1:
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     samples, unusable = eval_samples(args.data, args.split, args.split_number)
     name = Path(args.split).stem if args.split and Path(args.split).is_file() else Path(args.data.rstrip("/")).stem
     out = Path(args.out) if args.out else Path(args.run) / f"eval-{name}"
+    check_report_folder(out)  # before the clips are judged
     print(f"evaluating {args.run} on {len(samples)} clips of {args.data}" + (f" (split {args.split})" if args.split else ""), flush=True)
     overlap = training_overlap(args.run, samples)
     if overlap.get("train") or overlap.get("val"):

@@ -8,7 +8,7 @@ load like a hub checkpoint; OUT/pretraining/ keeps the report, loss.png,
 reconstruction previews and the checkpoint --resume continues from.
 
 Examples:
-  snapaction pretrain footage/ --out backbones/kitchen --minutes 30            # tiny model from random weights
+  snapaction pretrain footage/ --out backbones/kitchen --max-minutes 30        # tiny model from random weights
   snapaction pretrain footage/ --backbone MCG-NJU/videomae-base --out backbones/kitchen-base   # domain adaptation
   snapaction pretrain footage/ --out backbones/kitchen --decoder-ratio 0.5    # dual masking: half the decoder's work
   snapaction pretrain footage/ --out backbones/kitchen --resume               # continue after an interruption

@@ -64,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
         ran += f" of the {result.epochs_asked} asked for: --max-minutes ended it"
     elif result.stopped_by == "patience":
         ran += f" of {result.epochs_asked}: no better epoch for --patience epochs"
+    if result.already_finished:
+        import shlex
+
+        further = (f"--max-minutes {2 * cfg.max_minutes:g}" if result.stopped_by == "budget"
+                   else f"--epochs {result.epochs_asked + max(5, result.epochs_asked // 2)}")
+        print(f"{result.run_dir} had finished training ({ran}), best validation accuracy {result.val_accuracy:.3f} at epoch "
+              f"{result.best_epoch}; nothing was changed. To train it further, ask for more (a larger {further.split()[0]}): "
+              f"snapaction train --out {shlex.quote(str(result.run_dir))} --resume {further}")
+        return 0
     print(
         f"best validation accuracy {result.val_accuracy:.3f} at epoch {result.best_epoch} ({ran}; "
         f"{result.seconds / 60:.1f} min); run written to {result.run_dir}"

@@ -24,6 +24,7 @@ from ..config import check, option, to_dict
 from .clips import CLASSES, render_clip
 from ..engines.cpu import usable_cores
 from ..errors import ConfigError, DataError
+from ..files import building
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,10 @@ def write_demo_dataset(
 
     `out` must be missing, empty, or a demo dataset written before (its clips
     are then replaced, or kept as they are when it was written whole with the
-    same settings and version, so a rerun encodes nothing). Any other content raises `DataError` and nothing is
-    touched. `workers` processes encode clips in parallel (default: one per
-    CPU core, at most 8).
+    same settings and version, so a rerun encodes nothing). A new dataset is
+    written beside the old one, which it replaces only once complete. Any
+    other content raises `DataError` and nothing is touched. `workers`
+    processes encode clips in parallel (default: one per CPU core, at most 8).
     """
     spec = DemoSpec(clips_per_class, test_clips_per_class, size, num_frames, fps, seed)
     if workers is not None and workers < 1:
@@ -107,7 +109,16 @@ def write_demo_dataset(
     if _already_written(root, spec):
         log.info("reusing the demo clips already in %s (same settings, every clip complete)", root)
         return DemoDataset(root, root / "train", root / "test", CLASSES, spec.counts())
-    _clear_previous(root)
+    if _holds_previous(root):  # written beside it and swapped in whole: a stop midway leaves the previous clips as they were
+        with building(root) as new:
+            _write_all(new, spec, workers)
+    else:
+        _write_all(root, spec, workers)
+    return DemoDataset(root, root / "train", root / "test", CLASSES, spec.counts())
+
+
+def _write_all(root: Path, spec: DemoSpec, workers: int | None) -> None:
+    """Write every clip of `spec` into `root` (missing or empty), the marker first and again, complete, last."""
     jobs = [
         (str(root / split / kind / f"{kind}_{i:03d}.mp4"), split, kind, i, spec)
         for split, per_class in spec.counts().items()
@@ -141,7 +152,6 @@ def write_demo_dataset(
                     bar.update()
     marker["complete"] = True
     _write_marker(root, marker)
-    return DemoDataset(root, root / "train", root / "test", CLASSES, spec.counts())
 
 
 def x264_options() -> dict[str, str]:
@@ -202,16 +212,15 @@ def _already_written(root: Path, spec) -> bool:
     return found == listed and all(p.is_file() for p in listed)  # nothing missing, nothing anyone else put there
 
 
-def _clear_previous(root: Path) -> None:
-    """Make `root` ready to write: missing, empty, or a previous demo dataset whose clips are removed.
-
-    Only files the previous run listed in its marker are deleted; anything else
-    stops the run before a single file is touched.
+def _holds_previous(root: Path) -> bool:
+    """True when `root` holds a previous demo dataset (which the new one replaces whole), False when it is
+    missing or empty. Anything else there (a file, files SnapAction did not write) raises `DataError`, and
+    nothing is touched.
     """
     if root.exists() and not root.is_dir():
         raise DataError(f"{root} is a file, not a folder; choose a folder for the demo dataset")
     if not root.exists() or not any(root.iterdir()):
-        return
+        return False
     try:
         listed = json.loads((root / MARKER).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -223,8 +232,7 @@ def _clear_previous(root: Path) -> None:
     for name in listed:
         ours |= {root / name, root / (name + ".part")}
     folders = {root / split for split in SPLITS} | {root / split / kind for split in SPLITS for kind in CLASSES}
-    entries = sorted(root.rglob("*"))
-    files = [p for p in entries if not (p in folders and p.is_dir())]
+    files = [p for p in sorted(root.rglob("*")) if not (p in folders and p.is_dir())]
     foreign = [p for p in files if p not in ours]
     if foreign:
         shown = ", ".join(str(p) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -232,7 +240,4 @@ def _clear_previous(root: Path) -> None:
             f"{root} holds a demo dataset but also files SnapAction did not write ({shown}); "
             "move them out or choose another folder, SnapAction will not delete them"
         )
-    for path in files:
-        path.unlink()
-    for folder in sorted(set(entries) & folders, key=lambda p: len(p.parts), reverse=True):
-        folder.rmdir()  # empty now: everything in it was ours
+    return True

@@ -42,7 +42,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False) -> dict
 
     `ConfigError` when the run's model cannot be exported, or when the exported
     fp32 model differs from PyTorch by more than `FP32_TOLERANCE` in any probability."""
-    from ..files import atomic_json
+    from ..files import atomic_json, building
     from ..run import RunInfo, load_model, versions
     from .onnx import OPSET, OnnxModel, export_model, quantize_model, require_onnxruntime
 
@@ -53,25 +53,40 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False) -> dict
                           "export takes a run folder of a video network (scratch, VideoMAE, ...)")
     if out.resolve() == run_dir.resolve():
         raise ConfigError(f"--onnx {out} is the run folder itself; pass a new folder, e.g. {run_dir / 'onnx'}")
+    _check_out(out)
     require_onnxruntime()
     model = load_model(run_dir, info).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ONNX_FILES.values():  # an earlier export's int8 file must not outlive the model it was made from
-        (out / name).unlink(missing_ok=True)
-    path = export_model(model, check_input(info, 1), out / ONNX_FILES["fp32"])
-    check = check_input(info, 3, seed=1)  # not the traced batch size: the batch axis must really be dynamic
-    with torch.no_grad():
-        reference = model(pixel_values=check).logits
-    files = {"fp32": agreement(reference, OnnxModel(path)(pixel_values=check).logits)}
-    if files["fp32"]["max_abs_probability"] > FP32_TOLERANCE:
-        raise ConfigError(f"the exported {path} differs from PyTorch by {files['fp32']['max_abs_probability']:.2g} in a probability "
-                          f"(allowed {FP32_TOLERANCE:g}); run this model with --engine torch")
-    if int8:
-        quantized = quantize_model(path, out / ONNX_FILES["int8"])
-        files["int8"] = agreement(reference, OnnxModel(quantized)(pixel_values=check).logits)
-    RunInfo(**{**dataclasses.asdict(info), "weights": "onnx"}).save(out)
-    report = {"source": str(run_dir.resolve()), "opset": OPSET, "input": "pixel_values float32 (batch, T, C, H, W), normalised",
-              "output": "logits float32 (batch, classes)", "check": "a random batch of 3 against PyTorch fp32",
-              "files": {ONNX_FILES[k]: v for k, v in files.items()}, "versions": versions()}
-    atomic_json(out / EXPORT_FILE, report)
+    with building(out) as new:  # an earlier export stays whole in `out` until this one is complete and checked
+        path = export_model(model, check_input(info, 1), new / ONNX_FILES["fp32"])
+        check = check_input(info, 3, seed=1)  # not the traced batch size: the batch axis must really be dynamic
+        with torch.no_grad():
+            reference = model(pixel_values=check).logits
+        files = {"fp32": agreement(reference, OnnxModel(path)(pixel_values=check).logits)}
+        if files["fp32"]["max_abs_probability"] > FP32_TOLERANCE:
+            raise ConfigError(f"the exported {out / path.name} differs from PyTorch by {files['fp32']['max_abs_probability']:.2g} in a "
+                              f"probability (allowed {FP32_TOLERANCE:g}); run this model with --engine torch")
+        if int8:
+            quantized = quantize_model(path, new / ONNX_FILES["int8"])
+            files["int8"] = agreement(reference, OnnxModel(quantized)(pixel_values=check).logits)
+        RunInfo(**{**dataclasses.asdict(info), "weights": "onnx"}).save(new)
+        report = {"source": str(run_dir.resolve()), "opset": OPSET, "input": "pixel_values float32 (batch, T, C, H, W), normalised",
+                  "output": "logits float32 (batch, classes)", "check": "a random batch of 3 against PyTorch fp32",
+                  "files": {ONNX_FILES[k]: v for k, v in files.items()}, "versions": versions()}
+        atomic_json(new / EXPORT_FILE, report)
     return report
+
+
+def _check_out(out: Path) -> None:
+    """`out` may be missing, empty, or an earlier export (which the new one replaces whole); anything else is
+    refused with a sentence, before anything is written, since replacing it would delete the files there."""
+    from ..run import RUN_FILE, RunInfo, is_run
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--onnx {out} is a file; pass a folder for the export (e.g. RUN/onnx)")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    ours = {*ONNX_FILES.values(), RUN_FILE, EXPORT_FILE}
+    if (is_run(out) and RunInfo.load(out).weights == "onnx") or {p.name for p in out.iterdir()} <= ours:
+        return
+    raise ConfigError(f"--onnx {out} holds files that are not an export of SnapAction's; pass a new or empty folder "
+                      "(an earlier export there is replaced), SnapAction will not delete them")

@@ -9,7 +9,7 @@
    loaded from a VideoMAE checkpoint (its decoder is new when the checkpoint
    is a classifier).
 3. **loop**: tube masking (and dual masking), AdamW (0.9, 0.95), warmup +
-   cosine over the epochs or the ``--minutes`` budget, gradient accumulation,
+   cosine over the epochs or the ``--max-minutes`` budget, gradient accumulation,
    mixed precision, a resumable checkpoint every few minutes, reconstruction
    previews of fixed clips, a loss curve.
 4. **out**: ``OUT/`` is a backbone (``config.json``, weights,
@@ -468,7 +468,7 @@ def _check_out(out: Path, cfg: PretrainConfig) -> None:
 
 
 def _planned(cfg: PretrainConfig, state: dict, steps_per_epoch: int) -> int:
-    """Optimizer steps the schedule is laid over: every epoch, or what --minutes allows at the pace so far."""
+    """Optimizer steps the schedule is laid over: every epoch, or what --max-minutes allows at the pace so far."""
     most = cfg.epochs * steps_per_epoch
     if cfg.minutes is None or state["step"] < 10:
         return most

@@ -23,8 +23,9 @@ class PretrainConfig:
     backbone: str = option(SCRATCH, "where to start: 'scratch' (random weights at --size), or a VideoMAE hub id or folder to continue from (domain adaptation)")
     size: str = option("tiny", "model size for --backbone scratch: tiny (4x192, 8 frames of 64 px, for CPUs), small (12x384, 16 frames of 112 px) or base (VideoMAE-base, GPUs)", tuple(SIZES))
     objective: Objective = field(default_factory=Objective)
-    epochs: int = option(100, "most passes over the clips (--minutes may end the run sooner)")
-    minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is laid over it and the run ends at its bottom")
+    epochs: int = option(100, "most passes over the clips (--max-minutes may end the run sooner)")
+    minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is laid over it and the run ends at its bottom",
+                                   flag="--max-minutes", aliases=("--minutes",))
     batch_size: int = option(32, "clips per step on each process")
     grad_accum: int = option(1, "steps whose gradients are summed before one optimizer step")
     lr: float = option(1.5e-3, "peak learning rate (AdamW, betas 0.9/0.95)")

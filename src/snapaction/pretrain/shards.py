@@ -14,6 +14,7 @@ rank, so that every clip is seen exactly once per epoch across all of them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -30,7 +31,7 @@ import torch
 from .. import __version__
 from ..config import check
 from ..errors import ConfigError, DataError
-from ..files import atomic_json, atomic_write
+from ..files import atomic_json, atomic_write, building
 from .curate import NEAR_DUPLICATE_BITS, STATIC_THRESHOLD, CuratedClip, Curation, curate, in_pool
 
 log = logging.getLogger(__name__)
@@ -148,30 +149,30 @@ def write_shards(
     if done:
         log.info("the shards in %s already hold these clips with these settings; nothing to write", out)
         return done
-    _prepare(out)
-    shards: list[Shard] = []
-    skipped: list[dict] = []
-    pending: list[list[tuple[str, bytes]]] = []
-    jobs = [(i, clip, num_frames, size) for i, clip in enumerate(clips)]
-    for clip, sample in zip(clips, in_pool(_encode, jobs, workers, progress, "clips sharded")):
-        if isinstance(sample, str):
-            log.warning("cannot use clip %s: %s; skipped", clip.name, sample)
-            skipped.append({"clip": clip.name, "reason": sample})
-            continue
-        pending.append(sample)
-        if len(pending) == clips_per_shard:
-            shards.append(_write_tar(out, len(shards), pending))
-            pending = []
-    if pending:
-        shards.append(_write_tar(out, len(shards), pending))
-    if not shards:
-        raise DataError(f"none of the {len(clips)} clips could be read while writing shards ({skipped[0]['clip']}: {skipped[0]['reason']}).")
-    for stale in out.glob("shard-*.tar"):  # a longer folder written before
-        if _OURS.fullmatch(stale.name) and int(stale.stem.split("-")[1]) >= len(shards):
-            stale.unlink()
-    counts = {"counts": curation.counts(), "left_out": [item._asdict() for item in curation.left_out]} if curation else None
-    manifest = ShardManifest(out, shards, num_frames, size, clips_per_shard, fingerprint, skipped, counts)
-    atomic_json(out / MANIFEST, manifest.to_dict())
+    # Into `out` when it is new or empty; beside it when it holds shards written before, which the new ones
+    # replace only once all are written (a stop midway leaves the earlier shards and their manifest as they were).
+    with (building(out) if _prepare(out) else contextlib.nullcontext(out)) as where:
+        where.mkdir(parents=True, exist_ok=True)
+        shards: list[Shard] = []
+        skipped: list[dict] = []
+        pending: list[list[tuple[str, bytes]]] = []
+        jobs = [(i, clip, num_frames, size) for i, clip in enumerate(clips)]
+        for clip, sample in zip(clips, in_pool(_encode, jobs, workers, progress, "clips sharded")):
+            if isinstance(sample, str):
+                log.warning("cannot use clip %s: %s; skipped", clip.name, sample)
+                skipped.append({"clip": clip.name, "reason": sample})
+                continue
+            pending.append(sample)
+            if len(pending) == clips_per_shard:
+                shards.append(_write_tar(where, len(shards), pending))
+                pending = []
+        if pending:
+            shards.append(_write_tar(where, len(shards), pending))
+        if not shards:
+            raise DataError(f"none of the {len(clips)} clips could be read while writing shards ({skipped[0]['clip']}: {skipped[0]['reason']}).")
+        counts = {"counts": curation.counts(), "left_out": [item._asdict() for item in curation.left_out]} if curation else None
+        manifest = ShardManifest(out, shards, num_frames, size, clips_per_shard, fingerprint, skipped, counts)
+        atomic_json(where / MANIFEST, manifest.to_dict())
     return manifest
 
 
@@ -364,21 +365,19 @@ def _finished(out: Path, fingerprint: str) -> ShardManifest | None:
     return manifest if whole else None
 
 
-def _prepare(out: Path) -> None:
-    """Make `out` ready to write: new or empty, or shards written before (whose manifest goes first, so a reader never
-    takes half-rewritten shards for finished ones). Anything else stops the run before a file is touched."""
+def _prepare(out: Path) -> bool:
+    """Check that `out` can take the shards: True when it holds shards (or parts of them) written before, which
+    the new ones replace whole, False when it is new or empty. Anything else stops the run before a file is touched."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; choose a folder for the shards.")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if not _OURS.fullmatch(p.name))
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise DataError(f"{out} holds files `snapaction shard` did not write ({shown}); choose a new or empty folder, "
-                            "SnapAction will not write over or delete them.")
-        for part in out.glob(".*.tmp"):
-            part.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
+    if not out.is_dir():
+        return False
+    foreign = sorted(p.name for p in out.iterdir() if not _OURS.fullmatch(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise DataError(f"{out} holds files `snapaction shard` did not write ({shown}); choose a new or empty folder, "
+                        "SnapAction will not write over or delete them.")
+    return any(out.iterdir())
 
 
 def _shuffled(items: Iterable, size: int, rng: np.random.Generator) -> Iterator:

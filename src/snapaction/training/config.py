@@ -48,8 +48,8 @@ class TrainConfig:
     cache: bool = option(True, "cache decoded frames on disk so later epochs and runs skip decoding")
     cache_frames: int | None = option(None, "frames spread evenly over each clip that sampling picks from, and that the cache keeps (default: twice --num-frames, at least 16)")
     workers: int = option(0, "data loading processes (0: load in the training process)")
-    max_minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is fitted to it, and the best epoch is kept")
-    resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint")
+    max_minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is fitted to it, and the best epoch is kept", aliases=("--minutes",))
+    resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint (a finished run trains on only when given a larger --epochs)")
     checkpoint_minutes: float = option(1.0, "save a resumable checkpoint when this many minutes have passed since the last (0: every epoch)")
     seed: int = option(0, "seed for the split, sampling, augmentation and initial weights")
     probe_views: int = option(4, "augmented views per training clip whose features are cached, for --finetune probe")
@@ -134,6 +134,8 @@ class TrainResult:
     epochs_asked: int | None = None
     stopped_by: str = "epochs"
     """'epochs' (all ran), 'patience' (early stopping), 'budget' (--max-minutes ended it) or 'asked' (the caller's progress hook)."""
+    already_finished: bool = False
+    """True when ``--resume`` found the run finished and asked for no more: nothing was trained or written, the figures are its report's."""
 
 
 def train_config(values: dict) -> TrainConfig:

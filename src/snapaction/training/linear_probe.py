@@ -161,6 +161,7 @@ def fit(setup, progress=None) -> TrainResult:
     trainable = sum(p.numel() for p in probe.parameters())
     result = TrainResult(run_dir, best["epoch"], best["accuracy"], best["loss"], len(rows), time.monotonic() - setup.started, skipped,
                          epochs_asked=cfg.epochs, stopped_by=stopped_by)
-    write_train_report(run_dir, result, rows, trainable, count_parameters(model)[1])
+    write_train_report(run_dir, result, rows, trainable, count_parameters(model)[1],
+                       extra={"epochs_asked": cfg.epochs, "stopped_by": stopped_by, "max_minutes": cfg.max_minutes})
     plot_curves(run_dir, rows)
     return result

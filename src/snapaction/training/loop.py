@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Interrupted
 from .config import TrainConfig, TrainResult
 from .recipe import fit_to_budget, is_better, lr_factor, smooth_targets, soft_cross_entropy
 from .setup import Setup, prepare
@@ -46,6 +46,12 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         from . import pose
 
         return pose.fit(cfg)
+    if cfg.resume:
+        from .setup import finished_result
+
+        done = finished_result(cfg)
+        if done is not None:  # finished, and nothing more asked for: nothing to do, nothing changed
+            return done
     setup = prepare(cfg)
     if cfg.mode == "probe":
         from . import linear_probe
@@ -104,24 +110,39 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     accelerator.register_for_checkpointing(scheduler)
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
+    last_epoch = cfg.epochs
 
     if cfg.resume:
         state = load_checkpoint(accelerator, run_dir)
-        state.setdefault("planned", cfg.epochs)  # checkpoints written before the schedule followed the budget
         state.setdefault("stopped_by", "epochs")
+        finished = state.pop("finished", None)  # the run had ended; `train` came here only to write its end, or to go further
+        if finished and not asks_for_more(cfg, finished):
+            last_epoch = state["epoch"]  # its report was not written yet (stopped just before): write it, train nothing
+        else:
+            if finished and state["stopped_by"] == "patience":  # more epochs were asked for: early stopping counts afresh
+                state["bad_epochs"] = 0
+            state["stopped_by"] = "epochs"
+        # the schedule over the epochs asked for now (the same plan as before, unless --epochs or --max-minutes changed)
+        state["planned"] = fit_to_budget(cfg.epochs, [r["seconds"] for r in state["rows"]], budget_s)
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
 
     failures: dict[str, str] = dict(state.get("failures", {}))  # clips that failed to decode: path -> reason
     for dataset in (train_set, val_set):  # a resumed run does not try them again either
         dataset.failed.update({i: failures[str(s.path)] for i, s in enumerate(dataset.samples) if str(s.path) in failures})
     state["failures"] = failures
+    if accelerator.is_main_process:  # from the start: a stop before the first epoch ends (or before a continuation's
+        if failures:                 # first) is resumed with the options given now
+            info.skipped = [{"path": p, "reason": r} for p, r in list(data.skipped) + sorted(failures.items())]
+        info.save(run_dir)
     num_classes = len(data.classes)
     epoch_started = clock() - state["seconds"]
     last_checkpoint = clock()
     checkpointed = state["epoch"] if cfg.resume else 0  # the epoch the newest checkpoint holds
+    running = state["epoch"] + 1  # the epoch in hand
     try:
-        for epoch in range(state["epoch"], cfg.epochs):
+        for epoch in range(state["epoch"], last_epoch):
             t0 = clock()
+            running = epoch + 1
             # Accelerate's loader sets its sampler's epoch from its own counter, which restarts at 0 on
             # resume: give it the real epoch so a resumed run replays exactly the same batches.
             train_loader.set_epoch(epoch)
@@ -189,21 +210,21 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
             if accelerator.is_main_process:
                 write_metrics(run_dir, state["rows"])
             last = stop or out_of_time or asked or epoch + 1 == cfg.epochs
+            if stop or out_of_time or asked:
+                state["stopped_by"] = "asked" if asked else "patience" if stop else "budget"
             if last or clock() - last_checkpoint >= cfg.checkpoint_minutes * 60:
-                save_checkpoint(accelerator, run_dir, state)
+                ended = last and not asked  # the run is finished: `--resume` says so, unless asked for more
+                save_checkpoint(accelerator, run_dir, {**state, **({"finished": finished_record(cfg, state)} if ended else {})})
                 checkpointed = state["epoch"]
                 last_checkpoint = clock()
             if stop or out_of_time or asked:
-                state["stopped_by"] = "asked" if asked else "patience" if stop else "budget"
                 accelerator.print("stopping: " + ("asked to stop" if asked else f"no better validation accuracy for {cfg.patience} epochs" if stop else
                                   f"the {cfg.max_minutes:g}-minute budget has no room for another epoch at "
                                   f"{state['seconds'] / (epoch + 1):.1f} s each; ran {epoch + 1} of the {cfg.epochs} asked for, "
                                   "with the learning rate laid out to end here"))
                 break
-    except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on, then stop as asked
-        if accelerator.is_main_process:
-            print(interrupted_message(run_dir, state, checkpointed), flush=True)
-        raise
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on (the command prints it), then stop as asked
+        raise Interrupted(interrupted_message(run_dir, state, checkpointed, running) if accelerator.is_main_process else "") from None
 
     skipped = list(data.skipped) + all_failures(accelerator, failures)
     result = TrainResult(run_dir, state["best_epoch"], state["best_accuracy"], state["best_loss"], state["epoch"],
@@ -220,17 +241,34 @@ def fit(setup: Setup, progress: Progress | None = None) -> TrainResult:
     return result
 
 
-def interrupted_message(run_dir, state: dict, checkpointed: int) -> str:
-    """What an interrupted run has kept, and the command that continues it."""
+def interrupted_message(run_dir, state: dict, checkpointed: int, running: int | None = None) -> str:
+    """What an interrupted run has kept, and the command that continues it (`running`: the epoch in hand)."""
     import shlex
 
     kept = (f"the best epoch so far ({state['best_epoch']}, validation accuracy {state['best_accuracy']:.3f}) is saved in {run_dir}"
             if state["best_epoch"] else f"no epoch finished, so {run_dir} holds no weights yet")
+    command = f"snapaction train --out {shlex.quote(str(run_dir))} --resume"
     if checkpointed:
-        how = f"continue from the checkpoint after epoch {checkpointed} with: snapaction train --out {shlex.quote(str(run_dir))} --resume"
+        how = f"continue from the checkpoint after epoch {checkpointed} with: {command}"
     else:
-        how = "no checkpoint was written yet, so a new run starts over (choose another --out, or remove this folder)"
-    return f"interrupted during epoch {state['epoch'] + 1}: {kept}; {how}"
+        how = f"no checkpoint was written yet, so it starts over in the same folder, with the same data and options, with: {command}"
+    running = running or state["epoch"] + 1
+    when = f"after epoch {running}" if state["epoch"] >= running else f"during epoch {running}"  # (a stop in its checkpoint)
+    return f"interrupted {when}: {kept}; {how}"
+
+
+def finished_record(cfg: TrainConfig, state: dict) -> dict:
+    """What a finished run's last checkpoint keeps of how it ended, for `--resume` to tell a finished run from a stopped one."""
+    return {"stopped_by": state["stopped_by"], "epoch": state["epoch"], "epochs_asked": cfg.epochs, "max_minutes": cfg.max_minutes}
+
+
+def asks_for_more(cfg: TrainConfig, finished: dict) -> bool:
+    """True when `cfg` asks a finished run for more: a larger --max-minutes for a run its budget ended (at the
+    same budget it would end again at once), else a larger --epochs than it was asked for."""
+    if finished["stopped_by"] == "budget":
+        budget = finished.get("max_minutes")
+        return cfg.max_minutes is None or budget is None or cfg.max_minutes > budget
+    return cfg.epochs > finished["epochs_asked"]
 
 
 def note_failures(dataset, failed: list, failures: dict[str, str]) -> None:

@@ -77,10 +77,46 @@ def check_out(cfg: TrainConfig) -> tuple[Path, TrainConfig]:
     if cfg.resume and not has_checkpoint(run_dir):
         if not is_run(run_dir):
             raise ConfigError(f"nothing to resume in {run_dir}: it holds no run; start one with --out {run_dir} (without --resume)")
-        print(f"{run_dir} was stopped before its first checkpoint, so it cannot be continued exactly: "
-              "training it again from the start, in the same folder, with the same options", flush=True)
+        from ..run import read_report
+
+        why = ("keeps no checkpoint to continue from (probe mode writes none)" if read_report(run_dir)
+               else "was stopped before its first checkpoint, so it cannot be continued exactly")
+        print(f"{run_dir} {why}: training it again from the start, in the same folder, with the same options", flush=True)
         cfg = dataclasses.replace(cfg, resume=False)
     return run_dir, cfg
+
+
+def finished_result(cfg: TrainConfig):
+    """For ``--resume``: the run in ``cfg.out`` as it ended (a `TrainResult` from its report, ``already_finished``),
+    when it finished training and `cfg` asks for no more; nothing is touched then. Else None: training goes on.
+
+    More is a larger ``--epochs`` than the run was asked for, or, for a run its ``--max-minutes`` ended, a larger
+    budget. A run stopped by Ctrl-C, a kill, or the studio's Stop has not finished.
+    """
+    import math
+
+    from ..run import RunInfo, checkpoint_state, is_run, read_report
+    from .config import TrainResult
+    from .loop import asks_for_more
+
+    run_dir = Path(cfg.out)
+    report = read_report(run_dir) if is_run(run_dir) else {}
+    if not report:
+        return None
+    state = checkpoint_state(run_dir)
+    finished = state.get("finished") if state else None
+    if finished is None:  # older checkpoints, and probe mode (no checkpoint): the report is written when training ends
+        ended = state["epoch"] == report.get("epochs_run") if state else RunInfo.load(run_dir).finetune == "probe"
+        if not ended or report.get("stopped_by") == "asked":
+            return None
+        finished = {"stopped_by": report.get("stopped_by", "epochs"), "max_minutes": report.get("max_minutes"),
+                    "epochs_asked": report.get("epochs_asked") or RunInfo.load(run_dir).config.get("epochs", report["epochs_run"])}
+    if asks_for_more(cfg, finished):
+        return None
+    loss = report.get("val_loss")
+    return TrainResult(run_dir, report["best_epoch"], report["val_accuracy"], math.nan if loss is None else loss, report["epochs_run"],
+                       report.get("seconds", 0.0), [(s["path"], s["reason"]) for s in report.get("skipped", [])],
+                       epochs_asked=finished["epochs_asked"], stopped_by=finished["stopped_by"], already_finished=True)
 
 
 def _wait_for_tidy(run_dir: Path, timeout: float = 60.0) -> None:
