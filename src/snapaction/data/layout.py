@@ -71,15 +71,16 @@ def scan(root: str | Path) -> ClipSet:
     return _scan_manifest(root) if root.is_file() else _scan_folder(root)
 
 
-def check_root(root: str | Path) -> Path:
-    """`root` as a Path when it can be a dataset (a folder or a .csv manifest); `DataError` in one sentence when not.
+def check_root(root: str | Path, one_clip: bool = False) -> Path:
+    """`root` as a Path when it can be a dataset (a folder or a .csv manifest, or with `one_clip` any file, which
+    `walk` reads as one clip); `DataError` in one sentence when not.
 
     Cheap: commands call it before importing anything heavy, so a wrong path is said at once.
     """
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root} does not exist; {_WHERE}.")
-    if root.is_file() and root.suffix.lower() != ".csv":
+    if root.is_file() and root.suffix.lower() != ".csv" and not one_clip:
         raise DataError(f"{root} is a file but not a .csv manifest; pass a dataset folder or a manifest with rows path,label[,group].")
     return root
 
@@ -94,7 +95,7 @@ def walk(root: str | Path) -> ClipSet:
     links, pipes, sockets, devices, unreadable folders and every file that is
     not a clip. Raises `DataError` when `root` is missing or holds no clip.
     """
-    root = check_root(root)
+    root = check_root(root, one_clip=True)
     if root.is_file() and root.suffix.lower() == ".csv":
         clips = scan(root)
         return ClipSet(root, "unlabeled", [Sample(s.path, None, s.group) for s in clips.samples], [], clips.skipped, clips.notes)
@@ -211,7 +212,7 @@ def _is_video_file(path: Path, skipped: list[tuple[Path, str]], notes: list[tupl
         try:
             info = probe(path)
         except ClipError as err:
-            skipped.append((path, f"no extension, and its content is not a usable video: {err.reason}"))
+            skipped.append((path, f"has no extension, and its content is not a usable video: {err.reason}"))
             return False
         notes.append((path, f"has no extension; its content is a video ({info.width}x{info.height}, {info.num_frames} frames), so it is used"))
         return True
@@ -282,6 +283,7 @@ def _scan_manifest(manifest: Path) -> ClipSet:
     base = manifest.parent
     samples: list[Sample] = []
     skipped: list[tuple[Path, str]] = []
+    notes: list[tuple[Path, str]] = []
     seen: set[Path] = set()
     for n, row in rows:
         cell = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
@@ -293,6 +295,7 @@ def _scan_manifest(manifest: Path) -> ClipSet:
             continue
         path = base / cell["path"]
         where = f"line {n} of {manifest.name}"
+        refused: list[tuple[Path, str]] = []
         if labeled and not cell["label"]:
             skipped.append((path, f"{where} has no label"))
         elif path in seen:
@@ -301,8 +304,10 @@ def _scan_manifest(manifest: Path) -> ClipSet:
             skipped.append((path, f"listed on {where} but does not exist"))
         elif path.is_dir() and not frame_files(path):
             skipped.append((path, f"listed on {where} but is a folder without image frames"))
-        elif path.is_file() and path.suffix.lower() not in VIDEO_EXTENSIONS:
-            skipped.append((path, f"listed on {where} but {_not_a_clip(path)}"))
+        elif not path.is_dir() and not path.is_file():
+            skipped.append((path, f"listed on {where} but {_NOT_REGULAR}"))
+        elif path.is_file() and not _is_video_file(path, refused, notes):  # the rule a folder's files follow
+            skipped.append((path, f"listed on {where} but {refused[0][1]}"))
         else:
             seen.add(path)
             group = cell.get("group") or group_of(path, Path(cell["path"]).as_posix())
@@ -310,7 +315,7 @@ def _scan_manifest(manifest: Path) -> ClipSet:
     if not samples:
         raise DataError(f"manifest {manifest} lists no usable clips ({_summary(skipped)}); paths are read relative to the manifest's folder.")
     classes = sorted({s.label for s in samples if s.label is not None})
-    return ClipSet(manifest, "manifest", samples, classes, skipped)
+    return ClipSet(manifest, "manifest", samples, classes, skipped, notes)
 
 
 def _header(first: list[str]) -> dict[str, int] | None:
@@ -346,7 +351,7 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
                     log.warning("%s %s", arg, note)
             else:
                 skipped += [(arg, reason) for _, reason in refused]
-        elif any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()) and not any(p.is_dir() for p in path.iterdir()):
+        elif path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()) and not any(p.is_dir() for p in path.iterdir()):
             found.append((path, path.parent))  # the frames of one clip
         else:
             try:
@@ -356,6 +361,8 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
                 continue
             found += [(s.path, path if path.is_dir() else path.parent) for s in clips.samples]
             skipped += [(str(p), r) for p, r in clips.skipped if r != "hidden"]
+            for p, note in clips.notes:
+                log.warning("%s %s", p, note)
     seen: set[Path] = set()
     unique = []
     for clip, base in found:
