@@ -59,13 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ClipError, ConfigError
-    from ..run import RunInfo
+    from . import load_run
+    from ..errors import ClipError, ConfigError, UsageError
 
     if not args.backbone and len(args.inputs) < 2:
-        raise ConfigError("pass a run folder and then at least one clip or folder (or --backbone CHECKPOINT and clips)")
+        raise UsageError("pass a run folder and then at least one clip or folder (or --backbone CHECKPOINT and clips)")
     if not args.backbone:
-        RunInfo.load(args.inputs[0])  # a folder that is not a run is said at once, before the model libraries load
+        load_run(args.inputs[0], args.inputs[1:])  # a folder that is not a run is said at once, before the model libraries load
     else:
         from ..models.hub import check_backbone
 
