@@ -129,21 +129,22 @@ USED_BY_CONTENT = "videoplayback has no extension; its content is a video (32x24
 
 
 def test_predict_reads_every_input_kind_its_help_lists(kinds, tiny_run, tmp_path, caplog):
-    """A video file, a frame folder, a folder of clips, a folder of class folders, a Kaggle-style test folder, and
-    CSV manifests with and without labels: `predict RUN test.csv` crashed with NotADirectoryError."""
+    """A video file, a frame folder, a folder of clips, a folder of class folders, a Kaggle-style test folder, CSV
+    manifests with and without labels, and a glob the shell left alone: `predict RUN test.csv` crashed with
+    NotADirectoryError."""
     import json
 
     k = kinds
     out = tmp_path / "p.json"
     inputs = [k / "loose" / "loose0.mp4", k / "frames" / "red" / "red0", k / "loose", k / "frames", k / "kaggle",
-              k / "list.csv", k / "paths.csv"]
+              k / "list.csv", k / "paths.csv", k / "clips" / "blue" / "*1.mp4", k / "clips" / "*.avi"]
     with caplog.at_level(logging.WARNING, logger="snapaction"):
         code = main(["predict", str(tiny_run), *map(str, inputs), "--json", str(out), "--top", "0"])
     assert code == 0
     written = json.loads(out.read_text())
     assert names(p["path"] for p in written["predictions"]) == sorted(
-        ["loose/loose0.mp4", *CLASS_FRAMES, "kaggle/k0", "red/red1.mp4", "red/videoplayback", "blue/blue0.mp4"])
-    assert reasons((s["path"], s["reason"]) for s in written["skipped"]) == BAD
+        ["loose/loose0.mp4", *CLASS_FRAMES, "kaggle/k0", "red/red1.mp4", "red/videoplayback", "blue/blue0.mp4", "blue/blue1.mp4"])
+    assert reasons((s["path"], s["reason"]) for s in written["skipped"]) == {**BAD, "clips/*.avi": "no file or folder matches this pattern"}
     assert USED_BY_CONTENT in caplog.text
 
 

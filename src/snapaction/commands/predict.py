@@ -5,9 +5,9 @@
 
 PATHs are video files, frame folders (FOLDER/*.jpg), folders of clips, folders
 of class folders, a Kaggle-style test folder of frame folders (ROOT/<id>/*.jpg),
-or CSV manifests (path[,label,group]).
-Every clip gets an id: its file stem or folder name (clips that share a name get
-their paths instead, and a warning says so). A prediction whose top class leads
+or CSV manifests (path[,label,group]); a glob the shell leaves alone
+('new/*.mp4') is expanded. Every clip gets an id: its file stem or folder name
+(clips that share a name get their paths instead, and a warning says so). A prediction whose top class leads
 the runner-up by less than 0.15 is marked unsure. Unreadable inputs are
 skipped and listed at the end; the exit status is non-zero only when nothing
 could be predicted.

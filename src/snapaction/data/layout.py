@@ -19,6 +19,7 @@ clip is listed in `ClipSet.skipped` with the reason; nothing is dropped silently
 from __future__ import annotations
 
 import csv
+import glob
 import logging
 import os
 import re
@@ -332,11 +333,12 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
     A path is a video file, a frame folder, a folder that `scan` reads (clips,
     class folders, or frame folders ROOT/<id>/*.jpg), or a CSV manifest. The id is the
     file stem or folder name; ids that would repeat get their path relative to
-    the folder they were found in instead.
+    the folder they were found in instead. A pattern the shell left alone (quoted,
+    or a shell that does not expand them) is expanded here.
     """
     found: list[tuple[Path, Path]] = []  # (clip, the input it came from)
     skipped: list[tuple[str, str]] = []
-    for arg in paths:
+    for arg in _expand_patterns(paths, skipped):
         path = Path(arg)
         if not path.exists():
             skipped.append((arg, "no such file or folder"))
@@ -394,6 +396,20 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
         log.warning("%d clip(s) share a name with another, so their ids are their paths: %s", len(renamed), shown)
     rows = sorted(zip(ids, (clip for clip, _ in unique)), key=lambda r: natural_key(r[0]))
     return rows, skipped
+
+
+def _expand_patterns(paths: list[str], skipped: list[tuple[str, str]]) -> list[str]:
+    """`paths` with each glob pattern that names no file itself (``new/*.mp4``) replaced by its matches, in natural order."""
+    out = []
+    for arg in paths:
+        if os.path.lexists(arg) or not any(c in arg for c in "*?["):
+            out.append(arg)
+            continue
+        matches = sorted(glob.glob(arg), key=natural_key)
+        if not matches:
+            skipped.append((arg, "no file or folder matches this pattern"))
+        out += matches
+    return out
 
 
 def _id_path(clip: Path) -> Path:
