@@ -125,6 +125,14 @@ def mp4_claiming_size(good: bytes, width: int, height: int) -> bytes:
     return patched(data, entry + 8 + 24, struct.pack(">HH", width, height))
 
 
+def mp4_without_tracks(good: bytes) -> bytes:
+    """The MP4 with its one track taken out of the moov box: a valid container that holds no streams at all."""
+    moov, size = find_box(good, "moov")
+    trak, trak_size = find_box(good, "moov/trak")
+    new_moov = struct.pack(">I", size - trak_size) + good[moov + 4 : trak] + good[trak + trak_size : moov + size]
+    return good[:moov] + new_moov + good[moov + size :]
+
+
 def mp4_zero_timescale(good: bytes) -> bytes:
     mdhd, _ = find_box(good, "moov/trak/mdia/mdhd")
     version = good[mdhd + 8]
@@ -262,6 +270,8 @@ def write_corpus(folder: Path) -> list[Entry]:
     put("faststart_cut50.mp4", faststart[: len(faststart) // 2], "reject", "truncated|stops at|damaged")
     put("faststart_cut90.mp4", faststart[: len(faststart) * 9 // 10], "either", "truncated|stops at|damaged")
     put("empty.mp4", b"", "reject", "empty")
+    put("no_streams.mp4", mp4_without_tracks(plain), "reject", r"the file has no video stream \(it holds no streams at all\)")
+    put("text_renamed.mp4", "notes from the shoot, saved under the clip's name\n".encode() * 20, "reject", "a text file, not a video")
     put("random.mp4", np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "reject", "not a readable video")
     put("unknown_fourcc.mp4", mp4_with_fourcc(plain, b"zzzz"), "reject", "no decoder")
     put("header_65535.mp4", mp4_claiming_size(plain, 65535, 65535), "use")

@@ -14,7 +14,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import SnapActionError
+from .errors import SnapActionError, UsageError
 
 # command words -> module under snapaction.commands
 COMMANDS: dict[tuple[str, ...], str] = {
@@ -63,7 +63,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         )
         if argv is None or words_given[: len(words)] == list(words):
             module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+        sub.set_defaults(_run=module.run, _usage=sub.format_usage)
     return parser
 
 
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except SnapActionError as err:
+        if isinstance(err, UsageError):
+            print(args._usage(), end="", file=sys.stderr)
         print(f"snapaction: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:

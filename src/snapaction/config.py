@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None 
             kwargs["choices"] = f.metadata["choices"]
         text = f.metadata["help"]
         # Help that explains its own default (a None that means "chosen for you") keeps its words.
-        kwargs["help"] = text if "default" in text.lower() else f"{text} (default: {shown})"
+        text = text if "default" in text.lower() else f"{text} (default: {shown})"
+        kwargs["help"] = text.replace("%", "%%")  # argparse %-formats help: "27% slower" must stay text
         group.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
         for alias in f.metadata.get("aliases") or ():
             group.add_argument(alias, **{k: v for k, v in kwargs.items() if v is not None and k != "help"}, help=argparse.SUPPRESS)

@@ -27,6 +27,11 @@ class DataError(SnapActionError):
     """A dataset folder, manifest or split cannot be used as a whole."""
 
 
+class UsageError(SnapActionError):
+    """A command's arguments are in the wrong order or of the wrong kind (a clip where the run folder goes):
+    the command line prints the command's usage above the sentence."""
+
+
 class ConfigError(SnapActionError):
     """A configuration value is out of range or inconsistent with another."""
 

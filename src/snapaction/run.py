@@ -73,6 +73,8 @@ class RunInfo:
         """Read a run folder's ``snapaction.json``; `RunError` in one sentence when it is not a run."""
         run_dir = Path(run_dir)
         path = run_dir / RUN_FILE
+        if run_dir.is_file():
+            raise RunError(f"{run_dir} is {kind_of_file(run_dir)}, not a run folder; pass the --out folder of `snapaction train`")
         if not run_dir.is_dir():
             raise RunError(f"run folder {run_dir} does not exist; train one with `snapaction train DATA --out {run_dir}`")
         if not path.is_file():
@@ -85,6 +87,14 @@ class RunInfo:
         if info.format_version > FORMAT_VERSION:
             raise RunError(f"{run_dir} was written by a newer SnapAction (format {info.format_version}); upgrade snapaction")
         return info
+
+
+def kind_of_file(path: str | Path) -> str:
+    """'a video file', 'a CSV manifest' or 'a file', by the name: what was given where a run folder goes."""
+    from .video.info import VIDEO_EXTENSIONS
+
+    suffix = Path(path).suffix.lower()
+    return "a video file" if suffix in VIDEO_EXTENSIONS else "a CSV manifest" if suffix == ".csv" else "a file"
 
 
 def clip_key(path: str | Path) -> str:

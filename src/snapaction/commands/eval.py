@@ -42,10 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from . import load_run
     from ..data.layout import check_root
-    from ..run import RunInfo
 
-    RunInfo.load(args.run)  # wrong folders are said at once, before the model libraries load
+    load_run(args.run, [args.data])  # wrong folders are said at once, before the model libraries load
     if not args.split:
         check_root(args.data)
     from ..errors import ConfigError, DataError

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", metavar="CLIP", default=None, help="write a PNG strip of CLIP's frames with the mask drawn, instead")
     parser.add_argument("--out", metavar="PNG", default=None, help="where --preview writes (default: CLIP with .METHOD-mask.png beside it)")
     parser.add_argument("--frames", type=int, default=6, help="frames in the --preview strip, spread over the grid of "
-                        "--cache-frames (default 16) that training masks (default: %(default)s)")
+                        "frames that training masks (--cache-frames, 16 unless given) (default: %(default)s)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the backbone you will train, whose frame count sets the grid (default: %(default)s)")
     parser.add_argument("--num-frames", type=int, default=None, help="as given to train (default: the backbone's own)")
     parser.add_argument("--cache-frames", type=int, default=None, help="as given to train: frames per clip masked (default: twice --num-frames, at least 16)")

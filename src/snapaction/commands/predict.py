@@ -5,9 +5,9 @@
 
 PATHs are video files, frame folders (FOLDER/*.jpg), folders of clips, folders
 of class folders, a Kaggle-style test folder of frame folders (ROOT/<id>/*.jpg),
-or CSV manifests (path[,label,group]).
-Every clip gets an id: its file stem or folder name (clips that share a name get
-their paths instead, and a warning says so). A prediction whose top class leads
+or CSV manifests (path[,label,group]); a glob the shell leaves alone
+('new/*.mp4') is expanded. Every clip gets an id: its file stem or folder name
+(clips that share a name get their paths instead, and a warning says so). A prediction whose top class leads
 the runner-up by less than 0.15 is marked unsure. Unreadable inputs are
 skipped and listed at the end; the exit status is non-zero only when nothing
 could be predicted.
@@ -59,13 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ClipError, ConfigError
-    from ..run import RunInfo
+    from . import load_run
+    from ..errors import ClipError, ConfigError, UsageError
 
     if not args.backbone and len(args.inputs) < 2:
-        raise ConfigError("pass a run folder and then at least one clip or folder (or --backbone CHECKPOINT and clips)")
+        raise UsageError("pass a run folder and then at least one clip or folder (or --backbone CHECKPOINT and clips)")
     if not args.backbone:
-        RunInfo.load(args.inputs[0])  # a folder that is not a run is said at once, before the model libraries load
+        load_run(args.inputs[0], args.inputs[1:])  # a folder that is not a run is said at once, before the model libraries load
     else:
         from ..models.hub import check_backbone
 

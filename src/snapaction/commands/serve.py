@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run import RunInfo
+    from . import load_run
 
-    RunInfo.load(args.run)  # a wrong folder is one sentence at once, before anything heavy is loaded
+    load_run(args.run)  # a wrong folder is one sentence at once, before anything heavy is loaded
     from ..web.app import bind_socket, create_app, is_loopback, serve, url
 
     sock = bind_socket(args.host, args.port)  # a busy port, too, is said before the weights are loaded

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.layout import check_root
     from ..errors import ConfigError
 
-    check_root(args.unlabeled)
+    check_root(args.unlabeled, one_clip=True)  # one video is footage too
     if not args.dry_run and not args.out:
         raise ConfigError("pass --out SHARDS, the folder to write the shards to (or --dry-run to see the curation report only)")
     from ..pretrain.shards import shard_unlabeled

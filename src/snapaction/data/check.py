@@ -128,7 +128,7 @@ def usable(samples: Iterable[Sample], workers: int = 0, min_frames: int = 1) -> 
         try:
             info = probe(sample.path)
         except ClipError as err:
-            return _explain(sample.path, err.reason)
+            return err.reason
         except Exception as err:  # one odd file must not stop the others
             return _unexpected(err)
         return _too_few(info.num_frames, min_frames)
@@ -195,31 +195,10 @@ def _inspect(sample: Sample, settings: CheckSettings) -> ClipInfo | str:
 def failure_reason(path: Path, err: Exception) -> str:
     """Why a clip that raised `err` while being read cannot be used, in the words the data check reports."""
     if isinstance(err, ClipError):
-        return _explain(path, err.reason)
+        return err.reason  # worded where clips are read (snapaction.video), so every command says the same
     if isinstance(err, OSError):
         return f"unreadable ({err.strerror or err})"
     return _unexpected(err)
-
-
-_MAGIC = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (8, b"AVI ", "AVI"))
-
-
-def _explain(path: Path, reason: str) -> str:
-    """Sharpen a decoder's reason with what the file's first bytes say it is."""
-    if not reason.startswith("not a readable video") or not path.is_file():
-        return reason
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return reason
-    detail = reason.removeprefix("not a readable video").strip()
-    for offset, magic, kind in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return f"damaged or truncated {kind} file {detail}"
-    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-        return "a text file, not a video"
-    return reason
 
 
 def _unexpected(err: Exception) -> str:

@@ -19,6 +19,7 @@ clip is listed in `ClipSet.skipped` with the reason; nothing is dropped silently
 from __future__ import annotations
 
 import csv
+import glob
 import logging
 import os
 import re
@@ -71,15 +72,16 @@ def scan(root: str | Path) -> ClipSet:
     return _scan_manifest(root) if root.is_file() else _scan_folder(root)
 
 
-def check_root(root: str | Path) -> Path:
-    """`root` as a Path when it can be a dataset (a folder or a .csv manifest); `DataError` in one sentence when not.
+def check_root(root: str | Path, one_clip: bool = False) -> Path:
+    """`root` as a Path when it can be a dataset (a folder or a .csv manifest, or with `one_clip` any file, which
+    `walk` reads as one clip); `DataError` in one sentence when not.
 
     Cheap: commands call it before importing anything heavy, so a wrong path is said at once.
     """
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root} does not exist; {_WHERE}.")
-    if root.is_file() and root.suffix.lower() != ".csv":
+    if root.is_file() and root.suffix.lower() != ".csv" and not one_clip:
         raise DataError(f"{root} is a file but not a .csv manifest; pass a dataset folder or a manifest with rows path,label[,group].")
     return root
 
@@ -94,7 +96,7 @@ def walk(root: str | Path) -> ClipSet:
     links, pipes, sockets, devices, unreadable folders and every file that is
     not a clip. Raises `DataError` when `root` is missing or holds no clip.
     """
-    root = check_root(root)
+    root = check_root(root, one_clip=True)
     if root.is_file() and root.suffix.lower() == ".csv":
         clips = scan(root)
         return ClipSet(root, "unlabeled", [Sample(s.path, None, s.group) for s in clips.samples], [], clips.skipped, clips.notes)
@@ -211,7 +213,7 @@ def _is_video_file(path: Path, skipped: list[tuple[Path, str]], notes: list[tupl
         try:
             info = probe(path)
         except ClipError as err:
-            skipped.append((path, f"no extension, and its content is not a usable video: {err.reason}"))
+            skipped.append((path, f"has no extension, and its content is not a usable video: {err.reason}"))
             return False
         notes.append((path, f"has no extension; its content is a video ({info.width}x{info.height}, {info.num_frames} frames), so it is used"))
         return True
@@ -282,6 +284,7 @@ def _scan_manifest(manifest: Path) -> ClipSet:
     base = manifest.parent
     samples: list[Sample] = []
     skipped: list[tuple[Path, str]] = []
+    notes: list[tuple[Path, str]] = []
     seen: set[Path] = set()
     for n, row in rows:
         cell = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
@@ -293,6 +296,7 @@ def _scan_manifest(manifest: Path) -> ClipSet:
             continue
         path = base / cell["path"]
         where = f"line {n} of {manifest.name}"
+        refused: list[tuple[Path, str]] = []
         if labeled and not cell["label"]:
             skipped.append((path, f"{where} has no label"))
         elif path in seen:
@@ -301,8 +305,10 @@ def _scan_manifest(manifest: Path) -> ClipSet:
             skipped.append((path, f"listed on {where} but does not exist"))
         elif path.is_dir() and not frame_files(path):
             skipped.append((path, f"listed on {where} but is a folder without image frames"))
-        elif path.is_file() and path.suffix.lower() not in VIDEO_EXTENSIONS:
-            skipped.append((path, f"listed on {where} but {_not_a_clip(path)}"))
+        elif not path.is_dir() and not path.is_file():
+            skipped.append((path, f"listed on {where} but {_NOT_REGULAR}"))
+        elif path.is_file() and not _is_video_file(path, refused, notes):  # the rule a folder's files follow
+            skipped.append((path, f"listed on {where} but {refused[0][1]}"))
         else:
             seen.add(path)
             group = cell.get("group") or group_of(path, Path(cell["path"]).as_posix())
@@ -310,7 +316,7 @@ def _scan_manifest(manifest: Path) -> ClipSet:
     if not samples:
         raise DataError(f"manifest {manifest} lists no usable clips ({_summary(skipped)}); paths are read relative to the manifest's folder.")
     classes = sorted({s.label for s in samples if s.label is not None})
-    return ClipSet(manifest, "manifest", samples, classes, skipped)
+    return ClipSet(manifest, "manifest", samples, classes, skipped, notes)
 
 
 def _header(first: list[str]) -> dict[str, int] | None:
@@ -327,11 +333,12 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
     A path is a video file, a frame folder, a folder that `scan` reads (clips,
     class folders, or frame folders ROOT/<id>/*.jpg), or a CSV manifest. The id is the
     file stem or folder name; ids that would repeat get their path relative to
-    the folder they were found in instead.
+    the folder they were found in instead. A pattern the shell left alone (quoted,
+    or a shell that does not expand them) is expanded here.
     """
     found: list[tuple[Path, Path]] = []  # (clip, the input it came from)
     skipped: list[tuple[str, str]] = []
-    for arg in paths:
+    for arg in _expand_patterns(paths, skipped):
         path = Path(arg)
         if not path.exists():
             skipped.append((arg, "no such file or folder"))
@@ -346,7 +353,7 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
                     log.warning("%s %s", arg, note)
             else:
                 skipped += [(arg, reason) for _, reason in refused]
-        elif any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()) and not any(p.is_dir() for p in path.iterdir()):
+        elif path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()) and not any(p.is_dir() for p in path.iterdir()):
             found.append((path, path.parent))  # the frames of one clip
         else:
             try:
@@ -356,6 +363,8 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
                 continue
             found += [(s.path, path if path.is_dir() else path.parent) for s in clips.samples]
             skipped += [(str(p), r) for p, r in clips.skipped if r != "hidden"]
+            for p, note in clips.notes:
+                log.warning("%s %s", p, note)
     seen: set[Path] = set()
     unique = []
     for clip, base in found:
@@ -387,6 +396,20 @@ def collect_inputs(paths: list[str]) -> tuple[list[tuple[str, Path]], list[tuple
         log.warning("%d clip(s) share a name with another, so their ids are their paths: %s", len(renamed), shown)
     rows = sorted(zip(ids, (clip for clip, _ in unique)), key=lambda r: natural_key(r[0]))
     return rows, skipped
+
+
+def _expand_patterns(paths: list[str], skipped: list[tuple[str, str]]) -> list[str]:
+    """`paths` with each glob pattern that names no file itself (``new/*.mp4``) replaced by its matches, in natural order."""
+    out = []
+    for arg in paths:
+        if os.path.lexists(arg) or not any(c in arg for c in "*?["):
+            out.append(arg)
+            continue
+        matches = sorted(glob.glob(arg), key=natural_key)
+        if not matches:
+            skipped.append((arg, "no file or folder matches this pattern"))
+        out += matches
+    return out
 
 
 def _id_path(clip: Path) -> Path:

@@ -12,6 +12,7 @@ video extension. Listed clips that are not found are returned with the reason.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import numpy as np
 from ..errors import DataError, did_you_mean
 
 from .layout import Sample
+
+log = logging.getLogger(__name__)
 
 _UCF_TEST = re.compile(r"^testlist(\d+)\.txt$", re.IGNORECASE)
 _HMDB = re.compile(r"^(.+)_test_split(\d+)\.txt$", re.IGNORECASE)
@@ -210,4 +213,6 @@ def eval_samples(data: str | Path, split: str | Path | None = None, split_number
     clips = scan(data)
     if clips.layout == "unlabeled":
         raise DataError(f"{data} holds unlabeled clips; eval needs ROOT/<class>/ folders or a manifest with labels (use `snapaction predict` for unlabeled clips)")
+    for path, note in clips.notes:  # a file with no extension, used by its content
+        log.warning("%s %s", path, note)
     return clips.samples, [(str(p), r) for p, r in clips.skipped if r != "hidden"]

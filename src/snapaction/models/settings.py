@@ -18,7 +18,7 @@ class LoraSettings:
     lora_alpha: int = option(32, "LoRA scaling alpha (effective scale alpha / r)")
     lora_dropout: float = option(0.1, "dropout on the LoRA input")
     lora_targets: list[str] = option(["query", "value"], "names of the linear layers that get adapters")
-    lora_layers: list[int] | None = option(None, "indices of the transformer layers that get adapters (all when unset)")
+    lora_layers: list[int] | None = option(None, "indices of the transformer layers that get adapters (default: all)")
 
     def __post_init__(self):
         problems = []

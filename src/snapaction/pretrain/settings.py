@@ -24,7 +24,7 @@ class PretrainConfig:
     size: str = option("tiny", "model size for --backbone scratch: tiny (4x192, 8 frames of 64 px, for CPUs), small (12x384, 16 frames of 112 px) or base (VideoMAE-base, GPUs)", tuple(SIZES))
     objective: Objective = field(default_factory=Objective)
     epochs: int = option(100, "most passes over the clips (--max-minutes may end the run sooner)")
-    minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is laid over it and the run ends at its bottom",
+    minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is laid over it and the run ends at its bottom (default: no limit, --epochs ends the run)",
                                    flag="--max-minutes", aliases=("--minutes",))
     batch_size: int = option(32, "clips per step on each process")
     grad_accum: int = option(1, "steps whose gradients are summed before one optimizer step")
@@ -32,13 +32,13 @@ class PretrainConfig:
     weight_decay: float = option(0.05, "AdamW weight decay")
     warmup: float = option(0.1, "share of the schedule spent warming the learning rate up linearly")
     precision: str = option("auto", "mixed precision: auto = bf16/fp16 on GPUs, bf16 on CPUs with native bf16, else none", PRECISIONS)
-    snapshots: list[float] = option([], "also keep the backbone as it is after each of these minutes of pretraining, in OUT/pretraining/snapshots/ (to compare how long pretraining pays)")
+    snapshots: list[float] = option([], "also keep the backbone as it is after each of these minutes of pretraining, in OUT/pretraining/snapshots/ (to compare how long pretraining pays) (default: no snapshots)")
     preview_every: int = option(200, "write reconstruction previews of a few fixed clips every this many steps (0: only at the end)")
     checkpoint_minutes: float = option(2.0, "save a resumable checkpoint when this many minutes have passed since the last")
     resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint")
     workers: int = option(0, "data loading processes per training process (0: load in the training process)")
     seed: int = option(0, "seed for initial weights, masks, sampling and augmentation")
-    cut_seconds: float | None = option(None, "when curating a folder: cut videos longer than this into clips of this length")
+    cut_seconds: float | None = option(None, "when curating a folder: cut videos longer than this into clips of this length (default: keep videos whole)")
     cache_dir: str = option(str(DEFAULT_CACHE), "SnapAction's cache folder")
 
     def __post_init__(self):

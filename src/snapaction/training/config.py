@@ -48,7 +48,7 @@ class TrainConfig:
     cache: bool = option(True, "cache decoded frames on disk so later epochs and runs skip decoding")
     cache_frames: int | None = option(None, "frames spread evenly over each clip that sampling picks from, and that the cache keeps (default: twice --num-frames, at least 16)")
     workers: int = option(0, "data loading processes (0: load in the training process)")
-    max_minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is fitted to it, and the best epoch is kept", aliases=("--minutes",))
+    max_minutes: float | None = option(None, "time budget in minutes: the learning-rate schedule is fitted to it, and the best epoch is kept (default: no limit, --epochs ends the run)", aliases=("--minutes",))
     resume: bool = option(False, "continue an interrupted run in --out from its last checkpoint (a finished run trains on only when given a larger --epochs)")
     checkpoint_minutes: float = option(1.0, "save a resumable checkpoint when this many minutes have passed since the last (0: every epoch)")
     seed: int = option(0, "seed for the split, sampling, augmentation and initial weights")

@@ -136,9 +136,9 @@ def _open_container(path: Path, timeout: float):
     container = None
     try:
         # `timeout` also bounds every read FFmpeg makes, through its interrupt callback
-        container = av.open(str(path), metadata_errors="ignore", timeout=timeout, stream_options=[decoder_options] * 64)
+        container = _open_limited(path, timeout, decoder_options)
         if not container.streams.video:
-            raise ClipError(path, "the file has no video stream")
+            raise ClipError(path, NO_VIDEO)
         stream = container.streams.video[0]
         cc = stream.codec_context
         if cc is None:
@@ -153,7 +153,7 @@ def _open_container(path: Path, timeout: float):
             container.seek(0)
         except av.FFmpegError:  # a stream that cannot seek: start it again
             container.close()
-            container = av.open(str(path), metadata_errors="ignore", timeout=timeout, stream_options=[decoder_options] * 64)
+            container = _open_limited(path, timeout, decoder_options)
             stream = container.streams.video[0]
         stream.codec_context.options = decoder_options
     except (av.FFmpegError, OSError) as err:
@@ -161,7 +161,7 @@ def _open_container(path: Path, timeout: float):
             container.close()
         if isinstance(err, av.ExitError) or time.monotonic() - started >= timeout:
             raise ClipError(path, f"opening took longer than {timeout:g} s; the file may be damaged") from None
-        raise ClipError(path, f"not a readable video ({_ffmpeg_reason(err)})") from None
+        raise ClipError(path, _unreadable(path, err)) from None
     except BaseException:
         if container is not None:
             container.close()
@@ -171,6 +171,74 @@ def _open_container(path: Path, timeout: float):
     # threads decode a 720p clip about 1.4x faster on two cores.
     stream.thread_type = "SLICE" if first is not None and _slices(stream, bytes(first)) > 1 else "AUTO"
     return container
+
+
+NO_VIDEO = "the file has no video stream"
+
+
+def _open_limited(path: Path, timeout: float, decoder_options: dict):
+    """`av.open` with `decoder_options` on every stream, so FFmpeg's probing decoders keep to them too."""
+    import av
+
+    try:
+        return av.open(str(path), metadata_errors="ignore", timeout=timeout, stream_options=[decoder_options] * 64)
+    except ValueError as err:
+        if isinstance(err, av.FFmpegError):  # FFmpeg's errors are ValueErrors too (invalid data, ...)
+            raise
+        # PyAV's own: the container named no stream before probing, so per-stream options have nowhere to go
+        raise ClipError(path, _unnamed_streams(path, timeout)) from None
+
+
+def _unnamed_streams(path: Path, timeout: float) -> str:
+    """Why a file whose container names no stream in its header cannot be used: it has none (an MP4 with no
+    tracks), or its format (MPEG program stream, FLV) finds them by decoding, which is never done unbounded."""
+    import av
+
+    try:  # no decoder may open, so finding the streams decodes nothing
+        with av.open(str(path), metadata_errors="ignore", timeout=timeout, options={"codec_whitelist": "none"}) as container:
+            streams, video, name = len(container.streams), len(container.streams.video), container.format.name
+    except av.ExitError:  # FFmpeg's interrupt callback fired: a read outlasted the timeout
+        return f"opening took longer than {timeout:g} s; the file may be damaged"
+    except (av.FFmpegError, OSError):
+        return f"{NO_VIDEO} (its container names none)"
+    if not video:
+        return NO_VIDEO if streams else f"{NO_VIDEO} (it holds no streams at all)"
+    return (f"its container ({name}) names its video stream only once it is decoded, which SnapAction does not do "
+            "before checking the frame size; re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+
+
+_HEAD = 512
+"""Bytes of a file read to tell what it is when FFmpeg cannot open it."""
+_MAGIC = ((4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (8, b"AVI ", "AVI"))
+"""Where a container's signature sits in its first bytes, and the kind of file it marks."""
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    """Why FFmpeg cannot open `path`, said with what the file's first bytes show it is: the one wording that the
+    data check, training, prediction, evaluation and the web apps all give."""
+    detail = f"({_ffmpeg_reason(err)})"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD)
+    except OSError:
+        return f"not a readable video {detail}"
+    for offset, magic, kind in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return f"damaged or truncated {kind} file {detail}"
+    if _is_text(head):
+        return "a text file, not a video"
+    return f"not a readable video {detail}"
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes are printable UTF-8 text (a character cut off at the end of `head` allowed)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if len(head) < _HEAD or err.start < len(head) - 3:
+            return False
+        text = head[: err.start].decode("utf-8")
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
 
 
 _IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif", "gif_pipe"}
