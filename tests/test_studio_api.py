@@ -176,6 +176,24 @@ def test_clips_are_added_listed_served_and_deleted_with_undo(tmp_path):
     assert (tmp_path / "p" / "data" / "red" / second).read_bytes() == data
 
 
+def test_a_dropped_file_keeps_its_own_name_made_safe_and_unique_in_its_class(tmp_path):
+    import re
+
+    client = TestClient(create_studio_app(tmp_path / "p"))
+    for cls in ("red", "blue"):
+        client.post("/api/classes", json={"name": cls})
+    data = clip_bytes(tmp_path, RED, 1)
+    sent = ["wave 1.mp4", "wave 1.mp4", "WAVE 1.MP4", "../../up/là-bas?.mp4", "C:\\me\\con.mp4", "???.mp4"]
+    names = [post_clip(client, "red", data, name=n).json()["clip"] for n in sent]
+    assert names[:5] == ["wave_1.mp4", "wave_1-2.mp4", "WAVE_1-3.mp4", "là-bas.mp4", "con_.mp4"]
+    assert re.fullmatch(r"file-\d{8}-\d{6}\.mp4", names[5]), names[5]  # nothing usable left of the name
+    assert post_clip(client, "blue", data, name="wave 1.mp4").json()["clip"] == "wave_1.mp4"  # unique within its class
+    assert sorted(p.name for p in (tmp_path / "p" / "data" / "red").iterdir()) == sorted(names)
+    assert not (tmp_path / "up").exists() and not (tmp_path / "p" / "up").exists()
+    recorded = post_clip(client, "red", data, name="webcam.webm", source="webcam").json()["clip"]
+    assert re.fullmatch(r"webcam-\d{8}-\d{6}\.webm", recorded), recorded  # a recording is named by its time
+
+
 def test_bad_uploads_get_the_same_sentences_as_serve_and_leave_nothing(tmp_path):
     client = TestClient(create_studio_app(tmp_path / "p", max_upload_mb=0.01))
     client.post("/api/classes", json={"name": "red"})

@@ -8,7 +8,7 @@ it. Routes (errors are JSON with one sentence, ``{"detail": ...}``):
     POST   /api/classes                        {"name"}                 create a class
     PATCH  /api/classes/{name}                 {"name"}                 rename it
     DELETE /api/classes/{name}                                          move it to the trash -> {"trash": id}
-    POST   /api/classes/{name}/clips           multipart field 'video'  add a clip (recorded or dropped)
+    POST   /api/classes/{name}/clips           multipart field 'video'  add a clip (a dropped file keeps its name)
     GET    /api/classes/{name}/clips/{clip}                             the clip's file
     DELETE /api/classes/{name}/clips/{clip}                             move it to the trash -> {"trash": id}
     POST   /api/trash/{id}/restore                                      undo a deletion
@@ -39,7 +39,7 @@ from .. import __version__
 from ..errors import ClipError, SnapActionError
 from ..video import probe
 from ..web.app import CONTENT_SECURITY_POLICY, STATIC as WEB_STATIC, add_error_handlers, run_figures
-from ..web.upload import UploadError, clip_message, receive_video, remove
+from ..web.upload import UploadError, clip_message, receive_upload, remove
 from .jobs import Busy, Trainer
 from .project import Project, ProjectError, check_name
 
@@ -149,12 +149,15 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
                            source: str = Query("file", pattern="^(webcam|file)$", description="how the clip was made")):
         project.class_dir(name)  # 404 before the body is read
         try:
-            path = await receive_video(request, project.incoming, max_bytes)
+            upload = await receive_upload(request, project.incoming, max_bytes)
         except UploadError as err:
             return _error(err.status, err.message)
+        path = upload.path
         try:
             info = await run_in_threadpool(probe, path)
-            clip = project.add_clip(name, path, f"{source}-{time.strftime('%Y%m%d-%H%M%S')}")
+            # A file keeps its own name (made safe, numbered when taken); a recording is named by its time.
+            stem = upload.filename if source == "file" else None
+            clip = project.add_clip(name, path, stem, fallback=f"{source}-{time.strftime('%Y%m%d-%H%M%S')}")
         except ClipError as err:
             return _error(422, clip_message(err, path))
         finally:

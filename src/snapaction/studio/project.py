@@ -18,6 +18,7 @@ import re
 import shutil
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from ..video import VIDEO_EXTENSIONS
 
 NAME = re.compile(r"\w[\w\- ]{0,62}[\w\-]|\w", re.UNICODE)
 """Class and run names: letters, digits, '_', '-' and inner spaces, at most 64 characters."""
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
 class ProjectError(SnapActionError):
@@ -134,19 +136,22 @@ class Project:
             raise ProjectError(404, f"class {name!r} has no clip {clip!r}")
         return folder / clip
 
-    def add_clip(self, name: str, received: Path, stem: str) -> str:
-        """Move a complete, checked file into the class folder as `stem` + its suffix (numbered if taken); returns the name.
+    def add_clip(self, name: str, received: Path, filename: str | None, fallback: str | None = None) -> str:
+        """Move a complete, checked file into the class folder; returns the clip's name.
 
+        The name is `filename` made safe (`safe_stem`: letters, digits, '_' and '-'), else `fallback`, with the
+        received file's suffix, and ``-2``, ``-3``... before the suffix when a clip of the class has it already.
         `received` must be in `incoming` (same file system, so the move is one atomic rename).
         """
         folder = self.class_dir(name)
         with open(received, "rb") as fh:  # the bytes are on disk before the clip's name appears
             os.fsync(fh.fileno())
-        stem = _safe_stem(stem) or time.strftime("clip-%Y%m%d-%H%M%S")
+        stem = safe_stem(filename) or safe_stem(fallback) or time.strftime("clip-%Y%m%d-%H%M%S")
         suffix = received.suffix.lower() if received.suffix.lower() in VIDEO_EXTENSIONS else ".webm"
         with self._lock:
+            taken = {p.name.lower() for p in folder.iterdir()}  # lower case: one name on case-blind disks too
             target, n = folder / f"{stem}{suffix}", 2
-            while target.exists():
+            while target.name.lower() in taken:
                 target, n = folder / f"{stem}-{n}{suffix}", n + 1
             os.replace(received, target)
         return target.name
@@ -228,10 +233,12 @@ class Project:
         return out
 
 
-def _safe_stem(filename: str | None) -> str:
-    """The client's file name without its suffix, reduced to letters, digits, '_' and '-' (at most 60)."""
-    stem = os.path.splitext(os.path.basename(filename or ""))[0]
-    return re.sub(r"[^\w\-]+", "_", stem, flags=re.UNICODE).strip("_")[:60]
+def safe_stem(filename: str | None) -> str:
+    """A client's file name without its folders and suffix, reduced to letters, digits, '_' and '-' (runs of anything
+    else become one '_'), neither starting nor ending with '_' or '-', at most 60 characters; '' when nothing is left."""
+    base = unicodedata.normalize("NFC", (filename or "").replace("\\", "/").rsplit("/", 1)[-1])
+    stem = re.sub(r"[^\w\-]+", "_", os.path.splitext(base)[0], flags=re.UNICODE).strip("_-")[:60].strip("_-")
+    return f"{stem}_" if stem.upper() in WINDOWS_DEVICES else stem  # 'con.mp4' cannot be a file on Windows
 
 
 def _remove(path: Path) -> None:
