@@ -10,6 +10,7 @@ it. Routes (errors are JSON with one sentence, ``{"detail": ...}``):
     DELETE /api/classes/{name}                                          move it to the trash -> {"trash": id}
     POST   /api/classes/{name}/clips           multipart field 'video'  add a clip (a dropped file keeps its name)
     GET    /api/classes/{name}/clips/{clip}                             the clip's file
+    GET    /api/classes/{name}/clips/{clip}/poster                      its first frame (JPEG), the page's thumbnail
     DELETE /api/classes/{name}/clips/{clip}                             move it to the trash -> {"trash": id}
     POST   /api/trash/{id}/restore                                      undo a deletion
     GET    /api/runs/{run}/figures/{figure}                             curves / confusion_matrix (PNG)
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 from fastapi import Body, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -40,7 +41,7 @@ from ..errors import ClipError, SnapActionError
 from ..video import probe
 from ..web.app import CONTENT_SECURITY_POLICY, STATIC as WEB_STATIC, add_error_handlers, run_figures
 from ..web.upload import UploadError, clip_message, receive_upload, remove
-from .jobs import Busy, Trainer
+from .jobs import Busy, Trainer, trainer_of
 from .project import Project, ProjectError, check_name
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
     def api_clip(name: str, clip: str):
         path = project.clip_path(name, clip)
         return FileResponse(path, media_type=CLIP_TYPES.get(path.suffix.lower(), "application/octet-stream"))
+
+    @app.get("/api/classes/{name}/clips/{clip}/poster", summary="The clip's first frame (JPEG)")
+    def api_poster(name: str, clip: str):
+        return Response(project.poster(name, clip), media_type="image/jpeg")
 
     @app.delete("/api/classes/{name}/clips/{clip}")
     def api_delete_clip(name: str, clip: str) -> dict:
@@ -303,14 +308,16 @@ class _Predictors:
 
 
 def model_options() -> list[dict]:
-    """The models the page offers, each with whether it can train here and, if not, why."""
+    """The models the page offers, each with whether it can train here and, if not, why, and whether it trains in
+    epochs (a pose model trains in one go: the page's epochs and time budget do not apply)."""
     from ..models.presets import preset
 
     out = []
     for name, label in (("scratch", "Small model from scratch (no download)"), ("pose", "Body pose (people)"),
                         ("folder", "A backbone folder on this computer (LoRA or probe)")):
-        entry = {"name": name, "label": label, "available": True, "reason": None}
         named = preset(name)
+        entry = {"name": name, "label": label, "available": True, "reason": None,
+                 "epochs": named is None or named.trainer != "pose"}
         if named is not None and named.available is not None:
             try:
                 named.available()
@@ -357,7 +364,7 @@ def _run_entry(name: str, folder: Path) -> dict:
 
     info, report = RunInfo.load(folder), read_report(folder)
     return {"name": name, "path": str(folder), "classes": info.classes, "backbone": info.backbone,
-            "val_accuracy": report.get("val_accuracy"), "epochs_run": report.get("epochs_run"),
+            "trainer": trainer_of(info.backbone), "val_accuracy": report.get("val_accuracy"), "epochs_run": report.get("epochs_run"),
             "figures": {f: f"/api/runs/{name}/figures/{f}" for f in run_figures(folder)}}
 
 

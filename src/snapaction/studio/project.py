@@ -24,11 +24,16 @@ from pathlib import Path
 
 from ..data.check import CheckSettings, usable
 from ..data.layout import Sample
-from ..errors import SnapActionError
+from ..errors import ClipError, SnapActionError
+from ..files import current_umask
 from ..video import VIDEO_EXTENSIONS
 
 NAME = re.compile(r"\w[\w\- ]{0,62}[\w\-]|\w", re.UNICODE)
 """Class and run names: letters, digits, '_', '-' and inner spaces, at most 64 characters."""
+POSTER_SIZE = 192
+"""Short side of a clip's poster in pixels: thumbnails are 96 CSS pixels high, twice that for dense screens."""
+POSTERS_KEPT = 512
+"""Posters kept in memory (about 10 kB each); older ones are made again when asked for."""
 WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
@@ -80,6 +85,8 @@ class Project:
         self._lock = threading.RLock()
         self._probed: dict[tuple, str | None] = {}
         """(path, size, mtime) -> why the clip cannot be used (None: it can); a clip is probed once."""
+        self._posters: dict[tuple, bytes] = {}
+        """(path, size, mtime) -> the clip's poster JPEG, oldest first."""
 
     # --- classes -------------------------------------------------------------
 
@@ -146,6 +153,7 @@ class Project:
         folder = self.class_dir(name)
         with open(received, "rb") as fh:  # the bytes are on disk before the clip's name appears
             os.fsync(fh.fileno())
+        os.chmod(received, 0o666 & ~current_umask())  # received as a private temporary file; a clip is an ordinary one
         stem = safe_stem(filename) or safe_stem(fallback) or time.strftime("clip-%Y%m%d-%H%M%S")
         suffix = received.suffix.lower() if received.suffix.lower() in VIDEO_EXTENSIONS else ".webm"
         with self._lock:
@@ -155,6 +163,28 @@ class Project:
                 target, n = folder / f"{stem}-{n}{suffix}", n + 1
             os.replace(received, target)
         return target.name
+
+    def poster(self, name: str, clip: str) -> bytes:
+        """A JPEG of the clip's first frame (short side `POSTER_SIZE`, never upscaled), made once per file.
+
+        The page shows it until the clip plays: a paused video that never played shows whatever frame the
+        browser chose to decode, and headless Chromium decodes none for videos outside the window.
+        `ProjectError` 422 when the clip cannot be decoded."""
+        path = self.clip_path(name, clip)
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            found = self._posters.get(key)
+        if found is None:
+            try:
+                found = poster_jpeg(path)
+            except ClipError as err:
+                raise ProjectError(422, f"clip {clip!r} of {name!r} has no picture to show: {err.reason}") from None
+            with self._lock:
+                self._posters[key] = found
+                while len(self._posters) > POSTERS_KEPT:
+                    self._posters.pop(next(iter(self._posters)))
+        return found
 
     def delete_clip(self, name: str, clip: str) -> str:
         """Move one clip into the trash; returns the trash id that restores it."""
@@ -231,6 +261,22 @@ class Project:
         if entry["others"]:
             out.append(f"not video files, so not shown here: {', '.join(entry['others'])}")
         return out
+
+
+def poster_jpeg(path: Path) -> bytes:
+    """The first frame of a clip as JPEG bytes, its short side scaled down to `POSTER_SIZE`. Raises `ClipError`."""
+    import io
+
+    from PIL import Image
+
+    from ..video import probe, read_frames
+
+    info = probe(path)
+    size = POSTER_SIZE if min(info.width, info.height) > POSTER_SIZE else None
+    frame = read_frames(path, [0], size=size, info=info)[0]  # (H, W, 3)
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def safe_stem(filename: str | None) -> str:
