@@ -337,7 +337,7 @@ function poseDone(ev) {
   const others = Object.entries(pose.val_accuracy || {}).filter(([k]) => k !== pose.chosen)
     .map(([k, v]) => k + " " + (v == null ? "–" : percent(v)));
   const accuracy = pose.val_clips ? percent(ev.val_accuracy) : "no validation clips";
-  showNumbers([["classifier", "Classifier kept", pose.chosen + (others.length ? " (over " + others.join(", ") + ")" : "")],
+  showNumbers([["classifier", "Classifier kept" + (others.length ? ", over " + others.join(", ") : ""), pose.chosen],
                ["accuracy", "Validation accuracy", accuracy],
                ["people", "Clips with a person", pose.clips_with_person + " of " + pose.clips],
                ["time", "Took", minutes(ev.seconds)]]);
