@@ -16,6 +16,7 @@ from snapaction.evaluate import (
     compute_metrics,
     expected_calibration_error,
     label_ids,
+    not_held_out,
     top_k_accuracy,
     write_eval_report,
 )
@@ -101,7 +102,7 @@ def test_write_report(tmp_path):
     saved = json.loads((folder / "report.json").read_text())
     assert saved["accuracy"] == pytest.approx((probs.argmax(1) == labels).mean())
     assert saved["without_tta"]["accuracy"] == pytest.approx((np.roll(probs, 1, axis=1).argmax(1) == labels).mean())
-    assert saved["views"] == 2 and saved["crops"] == 3 and saved["run"] == "runs/x"
+    assert saved["views"] == 2 and saved["crops"] == 3 and saved["run"] == "runs/x" and "not_held_out" not in saved
     assert saved["skipped"] == [{"path": "clips/bad.mp4", "reason": "not a readable video"}]
     cm = json.loads((folder / "confusion_matrix.json").read_text())
     assert cm["classes"] == CLASSES and np.asarray(cm["matrix"]).sum(1).tolist() == [3, 3, 3, 3]
@@ -264,5 +265,65 @@ def test_eval_warns_when_the_clips_are_the_runs_own_and_says_how_many(tiny_run, 
     assert f"{trained} of these 12 clips are ones this run trained on and {validated} its validation clips" in err
     report = json.loads((tmp_path / "own" / "report.json").read_text())
     assert report["overlap_with_training"] == {"train": trained, "val": validated, "clips": 12}
+    assert report["not_held_out"].startswith(f"Not held out: of these 12 clips, {trained} trained the run and {validated} are")
     assert main(["eval", str(tiny_run), str(tiny_run.parent / "data" / "test"), "--out", str(tmp_path / "held-out")]) == 0
     assert "not a held-out figure" not in capsys.readouterr().err
+
+
+def drawn_text(fig) -> list[str]:
+    """Every piece of text a matplotlib figure draws (titles, notes, labels, cell counts)."""
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_visible()) if t.get_text()]
+
+
+@pytest.mark.parametrize("classes", [
+    ["shaking_hands", "shooting_basketball"],  # the studio's two classes, once drawn as "shaking_hanshooting_basketball"
+    ["apply_eye_makeup", "arm_wrestling", "cleaning_pool", "drink_water", "shaking_hands", "shooting_basketball"],
+    [f"playing_the_violin_{i}" for i in range(40)],
+])
+def test_confusion_matrix_is_sized_to_its_classes_and_no_two_names_overlap(classes):
+    from snapaction.evaluate import confusion_figure
+
+    k = len(classes)
+    fig = confusion_figure(np.eye(k, dtype=int) * 3 + 1, classes, "accuracy 0.750, 12 clips")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    cell = ax.get_window_extent(renderer).width / k  # pixels between neighbouring names
+    rows = [ax.transData.transform((0, i))[1] for i in range(k)]
+    assert all(abs(abs(a - b) - cell) < 1 for a, b in zip(rows, rows[1:]))  # square cells
+    assert 20 <= cell <= 80  # large cells for a few classes, small for many: never upscaled blocks or specks
+    for axis, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+        assert ["".join(label.get_text().split("\n")) == name for label, name in zip(labels, classes)] == [True] * k, axis
+        for label in labels:
+            turned = label.get_rotation()
+            label.set_rotation(0)
+            thick = label.get_window_extent(renderer).height  # the text's own height, across its lines
+            label.set_rotation(turned)
+            long = label.get_window_extent(renderer).width if turned == 0 else 0
+            # Neighbouring names are parallel strips `cell` apart along their axis. Column names turned by an angle
+            # clear each other when a strip is thinner than the gap across it, cell * sin(angle); flat ones when
+            # each is narrower than its cell. Row names are flat and `cell` apart across their strips.
+            if axis == "x":
+                assert (long < cell) if turned == 0 else (thick < cell * abs(np.sin(np.radians(turned)))), label.get_text()
+            else:
+                assert turned == 0 and thick < cell, label.get_text()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_a_confusion_matrix_of_training_clips_says_so_on_the_picture(tmp_path, monkeypatch):
+    import snapaction.evaluate as evaluate
+
+    drawn = []
+    real = evaluate.confusion_figure
+    monkeypatch.setattr(evaluate, "confusion_figure", lambda *a, **kw: drawn.append(drawn_text(fig := real(*a, **kw))) or fig)
+    labels = np.array([0, 0, 1, 1])
+    ev = Evaluation(["a", "b"], [f"{i}.mp4" for i in range(4)], labels, np.eye(2)[labels] * 0.8 + 0.1)
+    report = write_eval_report(tmp_path / "own", ev, about={"overlap_with_training": {"train": 3, "val": 1, "clips": 4}})
+    said = "Not held out: of these 4 clips, 3 trained the run and 1 are its validation clips, which chose its kept epoch"
+    assert report["not_held_out"] == said and json.loads((tmp_path / "own" / "report.json").read_text())["not_held_out"] == said
+    assert said in [t.replace("\n", " ") for t in drawn[0]]  # wrapped over lines, in red above the matrix
+    assert any("accuracy 1.000, 4 clips" in t for t in drawn[0])
+    assert not_held_out({"train": 0, "val": 0, "clips": 4}) == not_held_out(None) == not_held_out({}) == ""
+    assert not_held_out({"train": 2, "val": 0, "clips": 9}) == "Not held out: of these 9 clips, 2 trained the run"

@@ -64,6 +64,12 @@ def test_the_run_folder_is_a_run_like_any_other_with_bad_clips_listed(pose_run):
     assert report["pose"]["chosen"] in ("stats", "temporal") and 0 <= report["val_accuracy"] <= 1
     assert {Path(s["path"]).name for s in report["skipped"]} >= {"nobody.mp4", "one_frame.mp4"}
     assert (run / "pose" / "pose_settings.json").is_file()
+    from PIL import Image
+
+    with Image.open(run / "curves.png") as picture:  # every run has its picture: here, the two classifiers compared
+        assert picture.format == "PNG" and picture.size == (500, 350)
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["classifier"] for r in rows] == ["stats", "temporal"] and [r["chosen"] for r in rows].count("True") == 1
 
 
 def test_eval_predict_csv_and_reload_agree(pose_run, tmp_path, capsys):

@@ -85,6 +85,8 @@ def test_training_reports_epochs_stops_when_asked_and_writes_a_whole_run(trained
     assert epochs[0]["planned"] == 400
     done = events[-1]
     assert done["stopped_by"] == "asked" and done["epochs_run"] == len(epochs)
+    assert events[0]["trainer"] == "video" and "pose" not in done
+    assert done["kept"] == {k: v for k, v in epochs[done["best_epoch"] - 1].items() if k not in ("event", "id", "time", "eta_s")}
     run = project / "runs" / "first"
     for name in ("snapaction.json", "report.json", "metrics.csv", "curves.png", "eval-validation/confusion_matrix.png"):
         assert (run / name).is_file(), name
@@ -92,9 +94,76 @@ def test_training_reports_epochs_stops_when_asked_and_writes_a_whole_run(trained
     assert report["epochs_run"] == len(epochs) and report["stopped_by"] == "asked"
     assert len((run / "metrics.csv").read_text().splitlines()) == len(epochs) + 1
     assert done["validation"]["clips"] >= 2  # the run's own validation clips, found by content
+    judged = json.loads((run / "eval-validation" / "report.json").read_text())  # its picture says they chose the epoch
+    assert judged["not_held_out"].startswith(f"Not held out: of these {done['validation']['clips']} clips, ")
+    assert judged["not_held_out"].endswith("are its validation clips, which chose its kept epoch")
     # The replayed stream (a reopened tab) is the same events; nothing runs now, so Stop is a 409 sentence.
     assert [e["id"] for e in events_until_done(client)] == [e["id"] for e in events]
     assert client.post("/api/train/stop").status_code == 409
+
+
+def test_the_page_gets_the_figures_of_the_epoch_the_run_keeps_not_of_the_last(tmp_path, monkeypatch):
+    """The done event carries the metrics.csv row of the best epoch: the page labels and shows those figures."""
+    import types
+
+    import snapaction.studio.jobs as jobs
+    import snapaction.training as training
+    from snapaction.training.config import TrainResult
+
+    def train(cfg, progress):
+        for epoch, acc in enumerate((0.5, 1.0, 0.833), 1):
+            progress({"event": "epoch", "epoch": epoch, "planned": 3, "train_loss": 1.0 / epoch, "val_loss": 0.5,
+                      "val_accuracy": acc, "seconds": 0.1})
+        return TrainResult(tmp_path, 2, 1.0, 0.5, 3, 0.3, [])
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(jobs, "judge_on_validation", lambda run_dir, data: None)
+    cfg = types.SimpleNamespace(backbone="scratch", mode="full", epochs=3, max_minutes=None, data=str(tmp_path))
+    job = jobs.TrainingJob("r", cfg)
+    job.start()
+    job.thread.join(10)
+    done = job.events[-1]
+    assert done["event"] == "done" and done["best_epoch"] == 2
+    assert done["kept"] == {"epoch": 2, "planned": 3, "train_loss": 0.5, "val_loss": 0.5, "val_accuracy": 1.0, "seconds": 0.1}
+
+
+def test_a_pose_run_reports_its_classifier_its_accuracy_and_its_clips_with_a_person(tmp_path, monkeypatch):
+    """What the studio makes of a finished pose run (its training itself is tests/test_pose_run.py's, on real people)."""
+    import types
+
+    import snapaction.studio.jobs as jobs
+    import snapaction.training as training
+    from snapaction.pose.training import PoseReport
+    from snapaction.run import RunInfo, write_train_report
+    from snapaction.training.config import TrainResult
+
+    run = tmp_path / "people"
+    skipped = [(str(tmp_path / "data" / "wave" / "nobody.mp4"), "no person found in any of the 16 frames")]
+
+    def train(cfg, progress):  # as training.pose.fit ends: no epochs, the report of both classifiers
+        run.mkdir()
+        RunInfo(["clap", "wave"], "pose", "full", "pose", {}, {}).save(run)
+        result = TrainResult(run, 1, 0.75, float("nan"), 1, 2.5, skipped)
+        report = PoseReport("temporal", {"stats": 0.5, "temporal": 0.75}, {"stats": 0.1, "temporal": 2.0}, 9, 4, 18)
+        write_train_report(run, result, [], 10, 10, extra={"pose": report.to_dict()})
+        return result
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(jobs, "judge_on_validation", lambda run_dir, data: None)
+    job = jobs.TrainingJob("people", types.SimpleNamespace(backbone="pose", mode="full", epochs=30, max_minutes=None, data=""))
+    job.start()
+    job.thread.join(10)
+    started, done = job.events[0], job.events[-1]
+    assert started["trainer"] == "pose" and done["event"] == "done" and "kept" not in done
+    assert done["pose"] == {"chosen": "temporal", "val_accuracy": {"stats": 0.5, "temporal": 0.75}, "note": "",
+                            "train_clips": 9, "val_clips": 4, "clips_with_person": 13, "clips": 14}
+    assert done["skipped"] == [{"path": skipped[0][0], "reason": skipped[0][1]}]
+    assert job.stop() is None and "trains in one go" in job.events[-1]["text"]
+    client = TestClient(create_studio_app(tmp_path / "p", run=run))
+    project = client.get("/api/project").json()
+    assert [(r["name"], r["trainer"]) for r in project["runs"]] == [("people", "pose")]
+    options = {m["name"]: m["epochs"] for m in project["models"]}
+    assert options == {"scratch": True, "pose": False, "folder": True}  # the page greys out Epochs for pose
 
 
 def test_runs_and_their_figures_are_listed_and_served(trained):
@@ -166,6 +235,17 @@ def test_clips_are_added_listed_served_and_deleted_with_undo(tmp_path):
     served = client.get(f"/api/classes/red/clips/{second}")
     assert served.status_code == 200 and served.content == data and served.headers["content-type"] == "video/mp4"
     assert client.get("/api/classes/red/clips/..%2F..%2Fsnapaction.json").status_code == 404
+    # The thumbnail's poster: the clip's first frame, made by the server (headless Chromium painted no frame of
+    # paused videos outside the window, so a third of the thumbnails were black).
+    from PIL import Image
+
+    poster = client.get(f"/api/classes/red/clips/{second}/poster")
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
+    picture = np.asarray(Image.open(io.BytesIO(poster.content)).convert("RGB"), np.float32)
+    assert picture.shape == (32, 32, 3)  # a small clip is never upscaled
+    assert np.abs(picture.mean((0, 1)) - RED).max() < 12  # the clip's red, not a black frame
+    assert client.get(f"/api/classes/red/clips/{second}/poster").content == poster.content  # made once
+    assert client.get("/api/classes/red/clips/nope.mp4/poster").status_code == 404
     trash = client.delete(f"/api/classes/red/clips/{second}").json()["trash"]
     assert (tmp_path / "p" / "trash" / trash / "red" / second).read_bytes() == data
     # Undo refuses to overwrite a clip that took the name meanwhile, and moves nothing.
@@ -174,6 +254,28 @@ def test_clips_are_added_listed_served_and_deleted_with_undo(tmp_path):
     (tmp_path / "p" / "data" / "red" / second).unlink()
     assert client.post(f"/api/trash/{trash}/restore").status_code == 200
     assert (tmp_path / "p" / "data" / "red" / second).read_bytes() == data
+
+
+def test_a_dropped_file_keeps_its_own_name_made_safe_and_unique_in_its_class(tmp_path):
+    import re
+
+    client = TestClient(create_studio_app(tmp_path / "p"))
+    for cls in ("red", "blue"):
+        client.post("/api/classes", json={"name": cls})
+    data = clip_bytes(tmp_path, RED, 1)
+    sent = ["wave 1.mp4", "wave 1.mp4", "WAVE 1.MP4", "../../up/là-bas?.mp4", "C:\\me\\con.mp4", "???.mp4"]
+    names = [post_clip(client, "red", data, name=n).json()["clip"] for n in sent]
+    assert names[:5] == ["wave_1.mp4", "wave_1-2.mp4", "WAVE_1-3.mp4", "là-bas.mp4", "con_.mp4"]
+    assert re.fullmatch(r"file-\d{8}-\d{6}\.mp4", names[5]), names[5]  # nothing usable left of the name
+    assert post_clip(client, "blue", data, name="wave 1.mp4").json()["clip"] == "wave_1.mp4"  # unique within its class
+    assert sorted(p.name for p in (tmp_path / "p" / "data" / "red").iterdir()) == sorted(names)
+    from snapaction.files import current_umask
+
+    mode = (tmp_path / "p" / "data" / "red" / names[0]).stat().st_mode & 0o777
+    assert mode == 0o666 & ~current_umask()  # an ordinary file, not the private temporary one it was received as
+    assert not (tmp_path / "up").exists() and not (tmp_path / "p" / "up").exists()
+    recorded = post_clip(client, "red", data, name="webcam.webm", source="webcam").json()["clip"]
+    assert re.fullmatch(r"webcam-\d{8}-\d{6}\.webm", recorded), recorded  # a recording is named by its time
 
 
 def test_bad_uploads_get_the_same_sentences_as_serve_and_leave_nothing(tmp_path):
@@ -207,6 +309,8 @@ def test_unusable_files_and_imbalance_are_warned_next_to_their_class(tmp_path):
     text = " ".join(small["warnings"])
     assert "broken.mp4 cannot be used: damaged or truncated MP4/MOV file" in text
     assert "3.0x fewer clips than the largest class (3)" in text and "notes.txt" in text
+    answer = client.get("/api/classes/small/clips/broken.mp4/poster")
+    assert answer.status_code == 422 and "clip 'broken.mp4' of 'small' has no picture to show: " in answer.json()["detail"]
 
 
 def test_a_crash_leaves_no_partial_upload_behind(tmp_path):

@@ -15,6 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
+import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,8 +251,11 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
     it. Files: ``report.json`` (every number), ``per_class.csv``,
     ``confusion_matrix.json`` + ``.png`` (rows: true class, columns: predicted),
     ``reliability.png`` (calibration), ``predictions.csv`` (every clip's
-    probabilities), ``misclassified.csv`` and ``summary.txt``. The folder is
-    replaced as a whole, never left half-written.
+    probabilities), ``misclassified.csv`` and ``summary.txt``. When
+    ``about["overlap_with_training"]`` counts clips the run trained or validated on,
+    the confusion matrix's picture says in red that it is not held out (the picture
+    is what people share), and ``report.json`` holds that sentence as ``not_held_out``.
+    The folder is replaced as a whole, never left half-written.
     """
     from .files import atomic_json, replace_dir, temp_dir
 
@@ -268,6 +274,9 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
             report["without_tta"] = {k: base[k] for k in ("clips", "accuracy", "macro_f1", "top_k", "ece")}
             text = summary(base, "single view (no TTA)").splitlines()[0] + "\n" + text
         report["misclassified"] = evaluation.misclassified()
+        note = not_held_out(report.get("overlap_with_training"))
+        if note:
+            report["not_held_out"] = note
         atomic_json(tmp / "report.json", report)
         atomic_json(tmp / "confusion_matrix.json", {
             "classes": classes,
@@ -284,7 +293,7 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
                    [[m["path"], m["true"], m["predicted"], f"{m['true_probability']:.4f}", "; ".join(f"{c} {p:.3f}" for c, p in m["top"])]
                     for m in report["misclassified"]])
         plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), classes, tmp / "confusion_matrix.png",
-                              title=f"accuracy {metrics['accuracy']:.3f}, {metrics['clips']} clips")
+                              title=f"accuracy {metrics['accuracy']:.3f}, {metrics['clips']} clips", note=note)
         plot_reliability(metrics["calibration"], metrics["ece"], tmp / "reliability.png")
         if evaluation.skipped:
             text += f"\n  {len(evaluation.skipped)} clip(s) could not be read and were skipped:" + "".join(
@@ -300,6 +309,16 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
     return report
 
 
+def not_held_out(overlap: dict | None) -> str:
+    """What the report's picture says when some of its clips trained or validated the run ('' when none did);
+    `overlap` is `training_overlap`'s answer."""
+    train, val, clips = (overlap or {}).get("train", 0), (overlap or {}).get("val", 0), (overlap or {}).get("clips", 0)
+    if not train and not val:
+        return ""
+    parts = ([f"{train} trained the run"] if train else []) + ([f"{val} are its validation clips, which chose its kept epoch"] if val else [])
+    return f"Not held out: of these {clips} clips, " + " and ".join(parts)
+
+
 def _write_csv(path: Path, header: list[str], rows) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -307,8 +326,19 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
         writer.writerows(rows)
 
 
-def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> None:
-    """Confusion matrix as a PNG: rows true class, columns predicted, colour = share of the row, text = clip count."""
+def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "", note: str = "") -> None:
+    """Confusion matrix as a PNG (`confusion_figure`), cropped to what is drawn: the studio shows it at this size."""
+    _save(confusion_figure(matrix, classes, title, note), path, tight=True)
+
+
+def confusion_figure(matrix: np.ndarray, classes: list[str], title: str = "", note: str = ""):
+    """The matplotlib figure of a confusion matrix: rows true class, columns predicted, colour = share of the row,
+    text = clip count; `note` is a second title line in red (e.g. that the clips are not held out).
+
+    Cells and fonts are sized to the number of classes (a few classes get large cells, a hundred small
+    ones), and long class names are wrapped at '_', '-' and spaces to the lines a cell has room for, so
+    neighbouring names never overlap; column names are turned 45 degrees.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,25 +347,48 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: str | Pa
     k = len(classes)
     rows = matrix.sum(1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
-    side = min(40.0, max(3.5, 0.45 * k + 2))
-    fig, ax = plt.subplots(figsize=(side + 0.8, side))
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    font = max(4, min(10, 200 // max(k, 1)))
-    ax.set_xticks(range(k), classes, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center", fontsize=font)
-    ax.set_yticks(range(k), classes, fontsize=font)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    cell = min(0.75, max(0.2, 9.0 / max(k, 1)))  # inches
+    font = min(10.0, max(4.0, cell * 72 * 0.25))  # points
+    lines = max(1, int(cell * 72 * 0.75 // (font * 1.25)))  # wrapped lines a cell's height (or diagonal) has room for
+    fig = plt.figure(figsize=(cell * k + 1.0, cell * k + 0.6))
+    ax = fig.add_axes((0.5 / (cell * k + 1.0), 0.3 / (cell * k + 0.6), cell * k / (cell * k + 1.0), cell * k / (cell * k + 0.6)))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="equal")
+    ax.set_xticks(range(k), [wrap_label(c, lines) for c in classes], rotation=45, ha="right", rotation_mode="anchor",
+                  fontsize=font)
+    ax.set_yticks(range(k), [wrap_label(c, lines) for c in classes], fontsize=font)
+    ax.set_xlabel("predicted class", fontsize=max(font, 8))
+    ax.set_ylabel("true class", fontsize=max(font, 8))
     if k <= 30:
         for i in range(k):
             for j in range(k):
                 if matrix[i, j]:
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=font,
                             color="white" if share[i, j] > 0.5 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
+    bar = fig.colorbar(image, ax=ax, fraction=min(0.046, 0.25 / (cell * k)), pad=min(0.04, 0.2 / (cell * k)))
+    bar.set_label("share of the true class", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    width = max(28, int((cell * k + 1.0) * 72 / 5.5))  # characters of 9-point text across the figure
+    above = 5.0  # points above the matrix: the note's lines, then the title's
+    for text, size, style in ((note, 8.5, {"color": "#b00020", "fontweight": "bold"}), (title, 9.0, {})):
+        if text:
+            wrapped = textwrap.wrap(text, width)
+            ax.annotate("\n".join(wrapped), (0.5, 1.0), xycoords="axes fraction", xytext=(0, above), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=size, linespacing=1.2, **style)
+            above += len(wrapped) * size * 1.2 + 3
+    return fig
+
+
+def wrap_label(name: str, lines: int, width: int = 16) -> str:
+    """`name` broken into at most `lines` lines at '_', '-' or spaces (kept at the line's end), each about `width`
+    characters; a name that cannot be broken stays whole."""
+    parts = re.findall(r"[^_\- ]+[_\- ]*|[_\- ]+", name)
+    width = max(width, math.ceil(len(name) / lines))
+    out = [""]
+    for part in parts:
+        if out[-1] and len(out[-1]) + len(part.rstrip()) > width and len(out) < lines:
+            out.append("")
+        out[-1] += part
+    return "\n".join(line.rstrip(" ") for line in out)
 
 
 def plot_reliability(bins: list[dict], ece: float, path: str | Path) -> None:
@@ -361,13 +414,13 @@ def plot_reliability(bins: list[dict], ece: float, path: str | Path) -> None:
     _save(fig, path)
 
 
-def _save(fig, path: str | Path) -> None:
+def _save(fig, path: str | Path, tight: bool = False) -> None:
     import matplotlib.pyplot as plt
 
     from .files import atomic_write
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=100, **({"bbox_inches": "tight", "pad_inches": 0.12} if tight else {}))
     plt.close(fig)
     atomic_write(Path(path), buf.getvalue())
 

@@ -5,7 +5,7 @@ preprocessing, the resolved config, package versions, skipped clips), the
 trained weights in one of four forms (a PEFT adapter for LoRA, a full
 ``model/`` folder for full fine-tuning and the scratch preset, ``head.safetensors``
 for probe mode, ``pose/`` for the pose preset), ``metrics.csv``, ``report.json``,
-``curves.png``, and while training a resumable ``checkpoint/``. Every file is
+``curves.png`` (per epoch; for a pose run, its classifiers compared), and while training a resumable ``checkpoint/``. Every file is
 replaced atomically, so a reader never sees half of one.
 """
 
@@ -257,6 +257,39 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
             for line in ax.get_lines():
                 line.set_marker("o")
     fig.subplots_adjust(left=0.08, right=0.985, bottom=0.14, top=0.96, wspace=0.25)  # fixed: tight_layout cost 0.25 s a run
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(Path(run_dir) / "curves.png", buf.getvalue())
+
+
+def plot_pose_classifiers(run_dir: Path, rows: list[dict], title: str = "", note: str = "") -> None:
+    """``curves.png`` of a pose run: the validation accuracy of each classifier it compared, the kept one marked.
+
+    `rows` are its metrics.csv rows (classifier, val_accuracy or None, seconds, chosen); a pose run has no
+    epochs, so this is its picture of how training went."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    names = [f"{r['classifier']}\n{r['seconds']:.1f} s to train" for r in rows]
+    values = [r["val_accuracy"] if r["val_accuracy"] is not None else 0.0 for r in rows]
+    colours = ["tab:green" if r["chosen"] else "tab:gray" for r in rows]
+    ax.bar(range(len(rows)), values, color=colours, width=0.6)
+    for i, r in enumerate(rows):
+        said = "–" if r["val_accuracy"] is None else f"{r['val_accuracy']:.3f}"
+        ax.text(i, values[i] + 0.02, said + ("  (kept)" if r["chosen"] else ""), ha="center", va="bottom", fontsize=9,
+                fontweight="bold" if r["chosen"] else "normal")
+    ax.set_xticks(range(len(rows)), names)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title or "pose classifiers, judged on the validation clips", fontsize=10)
+    if note:
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#b00020", wrap=True)
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.17, top=0.86)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

@@ -8,8 +8,9 @@ it. Routes (errors are JSON with one sentence, ``{"detail": ...}``):
     POST   /api/classes                        {"name"}                 create a class
     PATCH  /api/classes/{name}                 {"name"}                 rename it
     DELETE /api/classes/{name}                                          move it to the trash -> {"trash": id}
-    POST   /api/classes/{name}/clips           multipart field 'video'  add a clip (recorded or dropped)
+    POST   /api/classes/{name}/clips           multipart field 'video'  add a clip (a dropped file keeps its name)
     GET    /api/classes/{name}/clips/{clip}                             the clip's file
+    GET    /api/classes/{name}/clips/{clip}/poster                      its first frame (JPEG), the page's thumbnail
     DELETE /api/classes/{name}/clips/{clip}                             move it to the trash -> {"trash": id}
     POST   /api/trash/{id}/restore                                      undo a deletion
     GET    /api/runs/{run}/figures/{figure}                             curves / confusion_matrix (PNG)
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 from fastapi import Body, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -39,8 +40,8 @@ from .. import __version__
 from ..errors import ClipError, SnapActionError
 from ..video import probe
 from ..web.app import CONTENT_SECURITY_POLICY, STATIC as WEB_STATIC, add_error_handlers, run_figures
-from ..web.upload import UploadError, clip_message, receive_video, remove
-from .jobs import Busy, Trainer
+from ..web.upload import UploadError, clip_message, receive_upload, remove
+from .jobs import Busy, Trainer, trainer_of
 from .project import Project, ProjectError, check_name
 
 log = logging.getLogger(__name__)
@@ -149,12 +150,15 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
                            source: str = Query("file", pattern="^(webcam|file)$", description="how the clip was made")):
         project.class_dir(name)  # 404 before the body is read
         try:
-            path = await receive_video(request, project.incoming, max_bytes)
+            upload = await receive_upload(request, project.incoming, max_bytes)
         except UploadError as err:
             return _error(err.status, err.message)
+        path = upload.path
         try:
             info = await run_in_threadpool(probe, path)
-            clip = project.add_clip(name, path, f"{source}-{time.strftime('%Y%m%d-%H%M%S')}")
+            # A file keeps its own name (made safe, numbered when taken); a recording is named by its time.
+            stem = upload.filename if source == "file" else None
+            clip = project.add_clip(name, path, stem, fallback=f"{source}-{time.strftime('%Y%m%d-%H%M%S')}")
         except ClipError as err:
             return _error(422, clip_message(err, path))
         finally:
@@ -165,6 +169,10 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
     def api_clip(name: str, clip: str):
         path = project.clip_path(name, clip)
         return FileResponse(path, media_type=CLIP_TYPES.get(path.suffix.lower(), "application/octet-stream"))
+
+    @app.get("/api/classes/{name}/clips/{clip}/poster", summary="The clip's first frame (JPEG)")
+    def api_poster(name: str, clip: str):
+        return Response(project.poster(name, clip), media_type="image/jpeg")
 
     @app.delete("/api/classes/{name}/clips/{clip}")
     def api_delete_clip(name: str, clip: str) -> dict:
@@ -300,14 +308,16 @@ class _Predictors:
 
 
 def model_options() -> list[dict]:
-    """The models the page offers, each with whether it can train here and, if not, why."""
+    """The models the page offers, each with whether it can train here and, if not, why, and whether it trains in
+    epochs (a pose model trains in one go: the page's epochs and time budget do not apply)."""
     from ..models.presets import preset
 
     out = []
     for name, label in (("scratch", "Small model from scratch (no download)"), ("pose", "Body pose (people)"),
                         ("folder", "A backbone folder on this computer (LoRA or probe)")):
-        entry = {"name": name, "label": label, "available": True, "reason": None}
         named = preset(name)
+        entry = {"name": name, "label": label, "available": True, "reason": None,
+                 "epochs": named is None or named.trainer != "pose"}
         if named is not None and named.available is not None:
             try:
                 named.available()
@@ -354,7 +364,7 @@ def _run_entry(name: str, folder: Path) -> dict:
 
     info, report = RunInfo.load(folder), read_report(folder)
     return {"name": name, "path": str(folder), "classes": info.classes, "backbone": info.backbone,
-            "val_accuracy": report.get("val_accuracy"), "epochs_run": report.get("epochs_run"),
+            "trainer": trainer_of(info.backbone), "val_accuracy": report.get("val_accuracy"), "epochs_run": report.get("epochs_run"),
             "figures": {f: f"/api/runs/{name}/figures/{f}" for f in run_figures(folder)}}
 
 

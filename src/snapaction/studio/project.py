@@ -18,16 +18,23 @@ import re
 import shutil
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.check import CheckSettings, usable
 from ..data.layout import Sample
-from ..errors import SnapActionError
+from ..errors import ClipError, SnapActionError
+from ..files import current_umask
 from ..video import VIDEO_EXTENSIONS
 
 NAME = re.compile(r"\w[\w\- ]{0,62}[\w\-]|\w", re.UNICODE)
 """Class and run names: letters, digits, '_', '-' and inner spaces, at most 64 characters."""
+POSTER_SIZE = 192
+"""Short side of a clip's poster in pixels: thumbnails are 96 CSS pixels high, twice that for dense screens."""
+POSTERS_KEPT = 512
+"""Posters kept in memory (about 10 kB each); older ones are made again when asked for."""
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
 class ProjectError(SnapActionError):
@@ -78,6 +85,8 @@ class Project:
         self._lock = threading.RLock()
         self._probed: dict[tuple, str | None] = {}
         """(path, size, mtime) -> why the clip cannot be used (None: it can); a clip is probed once."""
+        self._posters: dict[tuple, bytes] = {}
+        """(path, size, mtime) -> the clip's poster JPEG, oldest first."""
 
     # --- classes -------------------------------------------------------------
 
@@ -134,22 +143,48 @@ class Project:
             raise ProjectError(404, f"class {name!r} has no clip {clip!r}")
         return folder / clip
 
-    def add_clip(self, name: str, received: Path, stem: str) -> str:
-        """Move a complete, checked file into the class folder as `stem` + its suffix (numbered if taken); returns the name.
+    def add_clip(self, name: str, received: Path, filename: str | None, fallback: str | None = None) -> str:
+        """Move a complete, checked file into the class folder; returns the clip's name.
 
+        The name is `filename` made safe (`safe_stem`: letters, digits, '_' and '-'), else `fallback`, with the
+        received file's suffix, and ``-2``, ``-3``... before the suffix when a clip of the class has it already.
         `received` must be in `incoming` (same file system, so the move is one atomic rename).
         """
         folder = self.class_dir(name)
         with open(received, "rb") as fh:  # the bytes are on disk before the clip's name appears
             os.fsync(fh.fileno())
-        stem = _safe_stem(stem) or time.strftime("clip-%Y%m%d-%H%M%S")
+        os.chmod(received, 0o666 & ~current_umask())  # received as a private temporary file; a clip is an ordinary one
+        stem = safe_stem(filename) or safe_stem(fallback) or time.strftime("clip-%Y%m%d-%H%M%S")
         suffix = received.suffix.lower() if received.suffix.lower() in VIDEO_EXTENSIONS else ".webm"
         with self._lock:
+            taken = {p.name.lower() for p in folder.iterdir()}  # lower case: one name on case-blind disks too
             target, n = folder / f"{stem}{suffix}", 2
-            while target.exists():
+            while target.name.lower() in taken:
                 target, n = folder / f"{stem}-{n}{suffix}", n + 1
             os.replace(received, target)
         return target.name
+
+    def poster(self, name: str, clip: str) -> bytes:
+        """A JPEG of the clip's first frame (short side `POSTER_SIZE`, never upscaled), made once per file.
+
+        The page shows it until the clip plays: a paused video that never played shows whatever frame the
+        browser chose to decode, and headless Chromium decodes none for videos outside the window.
+        `ProjectError` 422 when the clip cannot be decoded."""
+        path = self.clip_path(name, clip)
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            found = self._posters.get(key)
+        if found is None:
+            try:
+                found = poster_jpeg(path)
+            except ClipError as err:
+                raise ProjectError(422, f"clip {clip!r} of {name!r} has no picture to show: {err.reason}") from None
+            with self._lock:
+                self._posters[key] = found
+                while len(self._posters) > POSTERS_KEPT:
+                    self._posters.pop(next(iter(self._posters)))
+        return found
 
     def delete_clip(self, name: str, clip: str) -> str:
         """Move one clip into the trash; returns the trash id that restores it."""
@@ -228,10 +263,28 @@ class Project:
         return out
 
 
-def _safe_stem(filename: str | None) -> str:
-    """The client's file name without its suffix, reduced to letters, digits, '_' and '-' (at most 60)."""
-    stem = os.path.splitext(os.path.basename(filename or ""))[0]
-    return re.sub(r"[^\w\-]+", "_", stem, flags=re.UNICODE).strip("_")[:60]
+def poster_jpeg(path: Path) -> bytes:
+    """The first frame of a clip as JPEG bytes, its short side scaled down to `POSTER_SIZE`. Raises `ClipError`."""
+    import io
+
+    from PIL import Image
+
+    from ..video import probe, read_frames
+
+    info = probe(path)
+    size = POSTER_SIZE if min(info.width, info.height) > POSTER_SIZE else None
+    frame = read_frames(path, [0], size=size, info=info)[0]  # (H, W, 3)
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def safe_stem(filename: str | None) -> str:
+    """A client's file name without its folders and suffix, reduced to letters, digits, '_' and '-' (runs of anything
+    else become one '_'), neither starting nor ending with '_' or '-', at most 60 characters; '' when nothing is left."""
+    base = unicodedata.normalize("NFC", (filename or "").replace("\\", "/").rsplit("/", 1)[-1])
+    stem = re.sub(r"[^\w\-]+", "_", os.path.splitext(base)[0], flags=re.UNICODE).strip("_-")[:60].strip("_-")
+    return f"{stem}_" if stem.upper() in WINDOWS_DEVICES else stem  # 'con.mp4' cannot be a file on Windows
 
 
 def _remove(path: Path) -> None:

@@ -24,7 +24,7 @@ def fit(cfg: TrainConfig) -> TrainResult:
     from ..data.dataset import prepare_data
     from ..pose.landmarks import landmark_dir, require_mediapipe
     from ..pose.pipeline import fit_pose
-    from ..run import RunInfo, clip_keys, save_pose_model, write_metrics, write_train_report
+    from ..run import RunInfo, clip_keys, plot_pose_classifiers, save_pose_model, write_metrics, write_train_report
     from .setup import check_out
 
     started = time.monotonic()
@@ -57,6 +57,8 @@ def fit(cfg: TrainConfig) -> TrainResult:
     save_pose_model(run_dir, fitted.model)
     info.save(run_dir)
     write_metrics(run_dir, rows)
+    plot_pose_classifiers(run_dir, rows, f"pose classifiers: {report.num_train} training and {report.num_val} validation\n"
+                          "clips with a person", report.note)
     result = TrainResult(run_dir, 1, float(val_accuracy if val_accuracy is not None else 0.0), float("nan"), 1,
                          time.monotonic() - started, skipped)
     size = fitted.model.model.num_parameters()  # everything learned; MediaPipe's own graph stays as shipped

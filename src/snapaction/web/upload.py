@@ -3,7 +3,10 @@
 The request body is parsed with python-multipart's streaming parser, so the
 file never sits whole in memory and the size cap stops the upload as soon as
 it is passed, before the disk fills. The client's file name is never used as
-a path: it only picks the file's suffix from `video.VIDEO_EXTENSIONS`.
+a path: it picks the file's suffix from `video.VIDEO_EXTENSIONS`, and
+`receive_upload` hands it back as text for a caller that keeps the file under
+a name of its own making (the studio; ``serve`` deletes every upload, so it
+keeps no names).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.requests import ClientDisconnect
@@ -132,8 +136,21 @@ class _VideoPart:
         self._inside = False
 
 
+@dataclass
+class Upload:
+    """A received video: the server-named file, and the file name the client gave (text, never a path here)."""
+
+    path: Path
+    filename: str | None
+
+
 async def receive_video(request, folder: str | Path, max_bytes: int) -> Path:
-    """Stream the video of a multipart/form-data `request` into a new file in `folder`; return its path.
+    """`receive_upload`'s file alone, for callers that keep no name (``serve``: every upload is deleted once classified)."""
+    return (await receive_upload(request, folder, max_bytes)).path
+
+
+async def receive_upload(request, folder: str | Path, max_bytes: int) -> Upload:
+    """Stream the video of a multipart/form-data `request` into a new file in `folder`; return it and its client's name.
 
     The video is the form's first part that is a file or is named ``video``
     (the page and the API docs send it as file field ``video``). Raises `UploadError` (415 not multipart,
@@ -178,7 +195,8 @@ async def receive_video(request, folder: str | Path, max_bytes: int) -> Path:
         if size == 0:
             raise UploadError(400, "The uploaded file is empty (0 bytes); choose a video file.")
         file.close()
-        return Path(file.name)
+        name = part.filename.decode("utf-8", "replace") if isinstance(part.filename, bytes) else part.filename
+        return Upload(Path(file.name), name)
     except FormParserError:
         _discard(file)
         raise UploadError(400, "The upload is not a well-formed multipart form; send the video again.") from None

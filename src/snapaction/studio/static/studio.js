@@ -11,7 +11,7 @@ function showError(text) {
 }
 function setStatus(text) { $("status").textContent = text || ""; }
 function percent(p) { return (100 * p).toFixed(1) + "%"; }
-function minutes(s) { return s < 90 ? Math.round(s) + " s" : (s / 60).toFixed(1) + " min"; }
+function minutes(s) { return s < 10 ? s.toFixed(1) + " s" : s < 90 ? Math.round(s) + " s" : (s / 60).toFixed(1) + " min"; }
 function colourOf(name) {
   const palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
   let h = 0;
@@ -93,8 +93,11 @@ function classCard(c) {
 
 function thumb(className, clip) {
   const url = "/api/classes/" + encodeURIComponent(className) + "/clips/" + encodeURIComponent(clip.name);
-  const video = el("video", { src: url, muted: true, loop: true, preload: "metadata", playsInline: true, tabIndex: 0,
-                              title: clip.name + (clip.problem ? " — " + clip.problem : "") });
+  // The server's poster (the first frame) shows until the clip plays: a paused video shows only a frame the browser
+  // chose to decode, and Chromium decodes none for videos outside the window (black thumbnails). preload "none":
+  // no player is opened for a clip until it is hovered or focused.
+  const video = el("video", { src: url, poster: url + "/poster?v=" + clip.size, muted: true, loop: true, preload: "none",
+                              playsInline: true, tabIndex: 0, title: clip.name + (clip.problem ? " — " + clip.problem : "") });
   video.setAttribute("aria-label", "Clip " + clip.name + " of " + className + (clip.problem ? " (cannot be used: " + clip.problem + ")" : ""));
   const play = () => { video.play().catch(() => {}); };
   const pause = () => { video.pause(); };
@@ -224,22 +227,28 @@ function renderModels(models) {
   for (const m of models) {
     const option = el("option", { value: m.name, textContent: m.label + (m.available ? "" : " (not installed)"), disabled: !m.available });
     option.title = m.reason || "";
+    option.dataset.epochs = String(m.epochs !== false);
     select.append(option);
   }
   const notes = models.filter((m) => !m.available).map((m) => m.label + ": " + m.reason);
   $("model-note").textContent = notes.join(" ");
-  select.onchange = showFolderFields;
-  showFolderFields();
+  select.onchange = showModelFields;
+  showModelFields();
 }
-function showFolderFields() {
+function showModelFields() {
+  const option = $("model").selectedOptions[0];
   const folder = $("model").value === "folder";
   document.querySelectorAll(".folder-only").forEach((n) => { n.hidden = !folder; });
+  // A pose model trains in one go (seconds once landmarks are cached): epochs and a time budget do not apply.
+  const epochs = !option || option.dataset.epochs !== "false";
+  $("epochs").disabled = $("max-minutes").disabled = !epochs;
+  $("one-go-note").hidden = epochs;
 }
 
 $("train-button").onclick = async () => {
   const body = { model: $("model").value, epochs: Number($("epochs").value) || 30 };
   const budget = Number($("max-minutes").value);
-  if (budget > 0) body.max_minutes = budget;
+  if (budget > 0 && !$("max-minutes").disabled) body.max_minutes = budget;
   if ($("run-name").value.trim()) body.name = $("run-name").value.trim();
   if (body.model === "folder") { body.backbone = $("backbone").value.trim(); body.finetune = $("finetune").value; }
   const started = await guarded(() => api("POST", "/api/train", body));
@@ -251,6 +260,7 @@ function follow(after) {
   if (state.events) state.events.close();
   $("progress-box").hidden = false;
   $("run-figures").replaceChildren();
+  $("train-skipped").replaceChildren();
   $("train-button").disabled = true;
   $("stop-button").disabled = false;
   const source = new EventSource("/api/train/events?after=" + after);
@@ -259,43 +269,91 @@ function follow(after) {
   for (const kind of ["started", "phase", "step", "epoch", "done", "failed"]) source.addEventListener(kind, handle);
 }
 
+// The boxes under the progress bar: [key, label, value] each; what they hold depends on the kind of run.
+function showNumbers(items) {
+  $("train-figures").replaceChildren(...items.map(([key, label, value]) => {
+    const box = el("div", {}, el("dt", { textContent: label }), el("dd", { textContent: value }));
+    box.dataset.figure = key;
+    return box;
+  }));
+}
+
 function onTrainEvent(ev) {
   state.lastEvent = ev.id;
   const status = $("train-status");
   if (ev.event === "started") {
+    state.trainer = ev.trainer;
     status.textContent = "Training " + ev.run + " (" + ev.backbone + ")…";
-    $("train-progress").value = 0;
-    $("t-epoch").textContent = $("t-loss").textContent = $("t-acc").textContent = $("t-eta").textContent = "–";
-    state.planned = ev.epochs;
+    if (ev.trainer === "pose") {  // no epochs: the bar moves without a value until the run is done
+      $("train-progress").removeAttribute("value");
+      $("stop-button").disabled = true;
+      showNumbers([["classifier", "Classifier kept", "–"], ["accuracy", "Validation accuracy", "–"],
+                   ["people", "Clips with a person", "–"], ["time", "Took", "–"]]);
+    } else {
+      $("train-progress").value = 0;
+      showNumbers([["epoch", "Epoch", "–"], ["loss", "Training loss", "–"], ["accuracy", "Validation accuracy", "–"],
+                   ["time", "Time left", "–"]]);
+    }
   } else if (ev.event === "phase") {
     status.textContent = ev.text;
   } else if (ev.event === "step") {
     status.textContent = "Epoch " + ev.epoch + ": step " + ev.step + " of " + ev.steps;
   } else if (ev.event === "epoch") {
-    state.planned = ev.planned;
     $("train-progress").value = Math.min(1, ev.epoch / ev.planned);
-    $("t-epoch").textContent = ev.epoch + " / " + ev.planned;
-    $("t-loss").textContent = Number(ev.train_loss).toFixed(3);
-    $("t-acc").textContent = percent(ev.val_accuracy);
-    $("t-eta").textContent = minutes(ev.eta_s);
+    showNumbers([["epoch", "Epoch", ev.epoch + " / " + ev.planned], ["loss", "Training loss", Number(ev.train_loss).toFixed(3)],
+                 ["accuracy", "Validation accuracy", percent(ev.val_accuracy)], ["time", "Time left", minutes(ev.eta_s)]]);
     status.textContent = "Epoch " + ev.epoch + " done.";
   } else if (ev.event === "done" || ev.event === "failed") {
-    state.events.close();
-    state.events = null;
+    if (state.events) { state.events.close(); state.events = null; }
     $("train-button").disabled = false;
     $("stop-button").disabled = true;
-    if (ev.event === "failed") { status.textContent = "Training failed."; showError(ev.detail); return; }
+    if (ev.event === "failed") { $("train-progress").value = 0; status.textContent = "Training failed."; showError(ev.detail); return; }
     $("train-progress").value = 1;
-    $("t-eta").textContent = "0 s";
-    const why = { asked: "stopped as asked", patience: "stopped early: no better epoch for a while",
-                  budget: "the time budget ended it", epochs: "all epochs ran" }[ev.stopped_by] || ev.stopped_by;
-    let text = "Done: " + ev.run + ", best validation accuracy " + percent(ev.val_accuracy) + " at epoch " + ev.best_epoch
-             + " (" + ev.epochs_run + " epochs, " + why + ", " + minutes(ev.seconds) + ").";
+    let text = ev.pose ? poseDone(ev) : epochsDone(ev);
     if (ev.validation && ev.validation.clips) text += " The confusion matrix below is on its " + ev.validation.clips + " validation clips.";
     if (ev.validation && ev.validation.error) text += " No confusion matrix: " + ev.validation.error;
     status.textContent = text;
+    showSkipped(ev.skipped || [], ev.pose ? "Left out (no person in enough frames, or unreadable):" : "Left out (unreadable):");
     refresh().then(() => { showRunFigures(ev.run); $("live-run").value = ev.run; });
   }
+}
+
+// An epoch run keeps its best epoch: the boxes show that epoch's figures, not the last one's.
+function epochsDone(ev) {
+  const why = { asked: "stopped as asked", patience: "stopped early: no better epoch for a while",
+                budget: "the time budget ended it", epochs: "all epochs ran" }[ev.stopped_by] || ev.stopped_by;
+  const kept = ev.kept || {};
+  const at = " at epoch " + ev.best_epoch;
+  showNumbers([["epoch", "Kept epoch", ev.best_epoch + " of " + ev.epochs_run],
+               ["loss", "Training loss" + at, kept.train_loss != null ? Number(kept.train_loss).toFixed(3) : "–"],
+               ["accuracy", "Validation accuracy" + at, percent(ev.val_accuracy)], ["time", "Took", minutes(ev.seconds)]]);
+  return "Done: " + ev.run + ", best validation accuracy " + percent(ev.val_accuracy) + at + " (" + ev.epochs_run
+         + " epoch" + (ev.epochs_run === 1 ? "" : "s") + ", " + why + ", " + minutes(ev.seconds) + "); the run keeps that epoch.";
+}
+
+// A pose run compares its classifiers on the validation clips and keeps the better one.
+function poseDone(ev) {
+  const pose = ev.pose;
+  const others = Object.entries(pose.val_accuracy || {}).filter(([k]) => k !== pose.chosen)
+    .map(([k, v]) => k + " " + (v == null ? "–" : percent(v)));
+  const accuracy = pose.val_clips ? percent(ev.val_accuracy) : "no validation clips";
+  showNumbers([["classifier", "Classifier kept" + (others.length ? ", over " + others.join(", ") : ""), pose.chosen],
+               ["accuracy", "Validation accuracy", accuracy],
+               ["people", "Clips with a person", pose.clips_with_person + " of " + pose.clips],
+               ["time", "Took", minutes(ev.seconds)]]);
+  let text = "Done: " + ev.run + ", the pose model: the " + pose.chosen + " classifier is kept, validation accuracy "
+             + accuracy + (others.length ? " (" + others.join(", ") + ")" : "") + ", on " + pose.train_clips + " training and "
+             + pose.val_clips + " validation clips with a person (" + minutes(ev.seconds) + ").";
+  if (pose.note) text += " " + pose.note.charAt(0).toUpperCase() + pose.note.slice(1) + ".";
+  return text;
+}
+
+function showSkipped(skipped, heading) {
+  const box = $("train-skipped");
+  box.replaceChildren();
+  if (!skipped.length) return;
+  const short = (path) => path.split(/[\\/]/).slice(-2).join("/");  // class/clip
+  box.append(heading, el("ul", {}, ...skipped.map((s) => el("li", { textContent: short(s.path) + ": " + s.reason }))));
 }
 
 function showRunFigures(name) {
@@ -303,10 +361,13 @@ function showRunFigures(name) {
   const box = $("run-figures");
   box.replaceChildren();
   if (!run) return;
-  const titles = { curves: "Training and validation, per epoch", confusion_matrix: "Confusion matrix (validation clips)" };
-  for (const [figure, url] of Object.entries(run.figures)) {
-    box.append(el("figure", {}, el("img", { src: url + "?t=" + Date.now(), alt: titles[figure] || figure }),
-                  el("figcaption", { className: "muted small", textContent: titles[figure] || figure })));
+  const titles = { curves: run.trainer === "pose" ? "Validation accuracy of the pose classifiers compared" : "Training and validation, per epoch",
+                   confusion_matrix: "Confusion matrix (validation clips)" };
+  for (const [figure, url] of Object.entries(run.figures)) {  // at their own size: a picture scaled up is blurred
+    const item = el("figure", {}, el("img", { src: url + "?t=" + Date.now(), alt: titles[figure] || figure }),
+                    el("figcaption", { className: "muted small", textContent: titles[figure] || figure }));
+    item.dataset.figure = figure;
+    box.append(item);
   }
 }
 
@@ -348,6 +409,7 @@ function onLiveMessage(live, msg) {
   if (msg.type === "error") { showError(msg.detail); return; }
   if (msg.type === "ready") {
     live.settings = msg;
+    $("live-bars").classList.remove("stopped");
     $("live-note").textContent = "Watching the last " + msg.window_seconds.toFixed(1) + " s (" + msg.fps + " frames/s sent).";
     $("live-bars").replaceChildren(...msg.classes.map((c) => liveBar(c)));
     live.timer = setInterval(() => sendFrame(live), 1000 / msg.fps);
@@ -409,6 +471,9 @@ function stopLive() {
   state.live = null;
   if (live) { clearInterval(live.timer); if (live.ws.readyState <= 1) live.ws.close(); }
   $("live-button").textContent = "Start live";
+  $("live-note").textContent = "Stopped: nothing is sent or watched. The bars show the last prediction; press Start live to watch again.";
+  $("live-timing").textContent = "";
+  $("live-bars").classList.add("stopped");
 }
 
 refresh().then((project) => {
