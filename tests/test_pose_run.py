@@ -1,7 +1,7 @@
 """`--backbone pose` end to end on real people: train, eval, predict --csv and serve, with bad clips reported.
 
 The clips are cut by the test from the shared real footage (apply_eye_makeup and cleaning_pool, small
-frames that decode fast; arm_wrestling's opening, where the pose model finds nobody), so MediaPipe sees
+frames that decode fast; arm_wrestling's opening, where the pose model finds hands and next to no body), so MediaPipe sees
 real people and the run takes seconds. Nothing here
 judges accuracy: the shared clips are one recording per action, not a training set.
 """
@@ -33,7 +33,7 @@ def cut(source: Path, out: Path, start: int, stop: int) -> Path:
 @pytest.fixture(scope="module")
 def pose_run(tmp_path_factory):
     """A pose run trained on three cuts of each of two real clips, plus a clip with nobody, one where the pose
-    model finds nobody, and a one-frame clip."""
+    model finds hands but next to no body (both trained on), and a one-frame clip (which does not decode)."""
     pytest.importorskip("mediapipe")
     root = tmp_path_factory.mktemp("pose-run")
     data = root / "data"
@@ -57,13 +57,28 @@ def test_the_run_folder_is_a_run_like_any_other_with_bad_clips_listed(pose_run):
     assert info["backbone"] == "pose" and info["weights"] == "pose" and info["classes"] == ["makeup", "pool"]
     assert info["sampling"]["num_frames"] == 6 and info["config"]["pose"]["frames"] == 6  # --num-frames reached the pose model
     skipped = {Path(s["path"]).name: s["reason"] for s in info["skipped"]}
-    assert "no person found" in skipped["nobody.mp4"]
-    assert "no person found" in skipped["nobody_found.mp4"] or "person was found in only" in skipped["nobody_found.mp4"]
-    assert "it holds 1 frame, a still image" in skipped["one_frame.mp4"]
-    report = json.loads((run / "report.json").read_text())
+    assert list(skipped) == ["one_frame.mp4"] and "it holds 1 frame, a still image" in skipped["one_frame.mp4"]
+    report = json.loads((run / "report.json").read_text())  # nobody in view is no reason to leave a clip out
     assert report["pose"]["chosen"] in ("stats", "temporal") and 0 <= report["val_accuracy"] <= 1
-    assert {Path(s["path"]).name for s in report["skipped"]} >= {"nobody.mp4", "one_frame.mp4"}
+    assert report["pose"]["num_train"] + report["pose"]["num_val"] == 8
+    assert [Path(s["path"]).name for s in report["skipped"]] == ["one_frame.mp4"]
     assert (run / "pose" / "pose_settings.json").is_file()
+
+
+def test_hands_are_found_where_the_body_is_not_on_real_close_ups(pose_run):
+    from snapaction.pose.landmarks import LandmarkCache
+
+    run, data = pose_run
+    cache = LandmarkCache(Path(run).parent / "cache" / "landmarks", num_frames=6)
+    wrestling = cache.get(data / "makeup" / "nobody_found.mp4")  # arm wrestling's opening: arms and hands, no whole body
+    seen = wrestling.seen()
+    assert seen["hands"] > seen["body"] and seen["hands"] >= 4, seen
+    hands = wrestling.hands[wrestling.hand_present]
+    assert hands.shape[1:] == (21, 3) and ((hands[..., :2] > -0.1) & (hands[..., :2] < 1.1)).all()
+    makeup = cache.get(data / "makeup" / "makeup0.mp4")  # a face close-up with a hand at the eye
+    assert makeup.seen()["hands"] >= 4, makeup.seen()
+    empty = cache.get(data / "makeup" / "nobody.mp4")
+    assert empty.seen() == {"frames": 6, "body": 0, "hands": 0}
 
 
 def test_eval_predict_csv_and_reload_agree(pose_run, tmp_path, capsys):
@@ -72,12 +87,25 @@ def test_eval_predict_csv_and_reload_agree(pose_run, tmp_path, capsys):
     run, data = pose_run
     assert main(["eval", str(run), str(data), "--out", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert report["clips"] == 6 and 0 <= report["accuracy"] <= 1
+    assert report["clips"] == 8 and 0 <= report["accuracy"] <= 1  # every clip that decodes counts, nobody in view or not
+    assert report["people"]["no_body"] >= 1 and report["people"]["nobody"] >= 1 and report["people"]["clips"] == 8
+    assert any(p.endswith("nobody.mp4") for p in report["people"]["clips_no_body"])
+    summary = (tmp_path / "eval" / "summary.txt").read_text()
+    assert f"{report['people']['no_body']} of the 8 clips had no body in view" in summary
+    assert "1 clip(s) could not be read" in summary and "one_frame.mp4" in summary  # the one that does not decode
+    assert summary.count("could not be read") == 1
     clips = [data / "makeup" / "makeup0.mp4", data / "pool" / "pool2.mp4", data / "makeup" / "nobody.mp4"]
-    assert main(["predict", str(run), *map(str, clips), "--csv", str(tmp_path / "out.csv")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(run), *map(str, clips), "--csv", str(tmp_path / "out.csv"), "--json", str(tmp_path / "out.json")]) == 0
     rows = list(csv.reader(open(tmp_path / "out.csv")))
-    assert rows[0] == ["id", "class"] and [r[0] for r in rows[1:]] == ["makeup0", "pool2"]  # nobody: reported, no row
-    assert "nobody.mp4" in capsys.readouterr().err
+    assert rows[0] == ["id", "class"] and sorted(r[0] for r in rows[1:]) == ["makeup0", "nobody", "pool2"]  # a row for every clip
+    out = capsys.readouterr().out
+    assert "nobody: " in out and "[body 0/6, hands 0/6 frames]" in out and "little in view" in out
+    predictions = {p["id"]: p for p in json.loads((tmp_path / "out.json").read_text())["predictions"]}
+    nobody = predictions["nobody"]
+    assert nobody["seen"] == {"frames": 6, "body": 0, "hands": 0} and nobody["unsure"] is True
+    assert "a body in 0 and hands in 0 of 6 frames" in nobody["why_unsure"]
+    assert predictions["makeup0"]["seen"]["body"] >= 4
     predictor = Predictor.load(run)
     first = predictor.predict(clips[0])
     assert abs(sum(first.probabilities.values()) - 1) < 1e-6 and rows[1][1] == first.label
@@ -99,6 +127,7 @@ def test_the_web_app_serves_a_pose_run_with_a_timeline(pose_run, tmp_path):
     body = answer.json()
     assert set(body["probabilities"]) == {"makeup", "pool"} and abs(sum(body["probabilities"].values()) - 1) < 1e-6
     assert body["windows"] and all(abs(sum(w["probabilities"].values()) - 1) < 1e-6 for w in body["windows"])
+    assert body["seen"]["frames"] == 6 and body["seen"]["body"] >= 4 and isinstance(body["why_unsure"], str)
     skeleton = body["skeleton"]  # what the page draws over the video: the frames the model saw
     assert (skeleton["width"], skeleton["height"]) == (320, 240) and len(skeleton["frames"]) == 6
     found = [f for f in skeleton["frames"] if f["present"]]

@@ -115,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
             rows.append((ids[path], path, result))
             if args.top:
                 ranked = "  ".join(f"{c} {p:.3f}" for c, p in result.ranked()[: args.top])
-                print(f"{ids[path]}: {ranked}" + ("  (unsure: the top two are within 0.15)" if result.unsure else ""), flush=True)
+                seen = result.seen
+                print(f"{ids[path]}: {ranked}" + (f"  [body {seen['body']}/{seen['frames']}, hands {seen['hands']}/{seen['frames']} frames]" if seen else "")
+                      + (f"  (unsure: {result.why_unsure()})" if result.unsure else ""), flush=True)
         if args.csv:
             write_csv(args.csv, [(clip_id, result) for clip_id, _, result in rows])
             print(f"wrote {len(rows)} row(s) to {args.csv}")
