@@ -178,9 +178,40 @@ def test_pose_preview_writes_a_strip_of_the_frames(tmp_path, capsys):
     assert main(["pose", "--preview", str(clip), "--frames", "3"]) == 0
     strip = Image.open(tmp_path / "makeup.pose.png")
     assert strip.size == (3 * 320, 240)  # three frames side by side, at the clip's own size (below 240 px: not scaled)
+    assert "a body in 3 and hands in 3 of the 3 frames" in capsys.readouterr().out
+    empty = write_video(tmp_path / "empty.mp4", solid_clip((90, 120, 60), t=8, size=64, seed=1), codec="libx264")
+    assert main(["pose", "--preview", str(empty), "--frames", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "a body in 0 and hands in 0 of the 2 frames (frames without a body have a red border)" in out
+    marked = np.asarray(Image.open(tmp_path / "empty.pose.png").convert("RGB"))
+    assert marked.shape == (64, 128, 3) and tuple(marked[0, 0]) == (230, 40, 40) and tuple(marked[0, 64]) == (230, 40, 40)
     assert main(["pose", "--preview", str(clip), "--frames", "0"]) == 2  # a bad value is one sentence, not a traceback
     (tmp_path / "a-file").write_text("x")
     capsys.readouterr()
     assert main(["pose", "--preview", str(clip), "--out", str(tmp_path / "a-file" / "strip.png")]) == 2
     err = capsys.readouterr().err
     assert "cannot write the preview" in err and "a-file" in err and "pass --out" in err
+
+
+def test_mediapipe_log_lines_never_reach_the_terminal_and_other_output_does(tmp_path):
+    """MediaPipe and TensorFlow Lite write glog lines to descriptor 2 from C++ (while graphs start and on frames with
+    hands); a subprocess, so the descriptor is really the one a user's terminal would get."""
+    pytest.importorskip("mediapipe")
+    import subprocess
+    import sys
+
+    script = (
+        "import os, numpy as np\n"
+        "from snapaction.pose.landmarks import detect, detect_hands, quiet_stderr\n"
+        "from snapaction.video import read_frames\n"
+        f"frames = read_frames({str(REAL / 'apply_eye_makeup.avi')!r}, np.array([10, 80]))\n"
+        "present, hands = detect(frames)[3], detect_hands(frames)[1]\n"
+        "with quiet_stderr():\n"
+        "    os.write(2, b'W0000 00:00:1.5   123 fake.cc:1] a log line\\nour own warning\\n')\n"
+        "print(int(present.sum()), int(hands.any(1).sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "2"]  # the face close-up: a body and hands in both frames
+    assert done.stderr == "our own warning\n"  # no W0000 / Feedback manager / XNNPACK lines; the rest is passed on

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass, replace
@@ -187,7 +188,7 @@ def detect_hands(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = len(frames)
     hands = np.full((t, 2, NUM_HAND_POINTS, 3), np.nan, np.float32)
     scores = np.full((t, 2), -1.0)
-    with _graph_lock:
+    with _graph_lock, quiet_stderr():
         graph = _hands_graph()
         for i, frame in enumerate(frames):
             result = graph.process(np.ascontiguousarray(frame))
@@ -205,28 +206,45 @@ def detect_hands(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hands, scores >= 0
 
 
+_NATIVE_LOG = re.compile(rb"^(?:[WIEF]\d{4} \S+\s+\d+ \S+:\d+\]|INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog)")
+"""Lines MediaPipe (glog: ``W0000 00:00:... file.cc:114] ...``) and TensorFlow Lite write to stderr by themselves."""
+
+
 @contextlib.contextmanager
 def quiet_stderr():
-    """Silence what C++ writes to file descriptor 2 meanwhile (MediaPipe's and TensorFlow Lite's log lines:
-    "W0000 ... Feedback manager requires a model with a single signature", "Created TensorFlow Lite XNNPACK
-    delegate"), which users cannot act on. They come while a graph is made and on its first frame only
-    (GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not stop them: measured), so only that is silenced and
-    other threads' messages are lost for a moment at most. Python's ``sys.stderr`` is flushed first."""
+    """Keep MediaPipe's and TensorFlow Lite's own log lines ("W0000 ... Feedback manager requires a model with a
+    single signature", "Using NORM_RECT without IMAGE_DIMENSIONS", "Created TensorFlow Lite XNNPACK delegate")
+    from users, who cannot act on them; anything else written meanwhile is passed on afterwards.
+
+    They are written by C++ straight to file descriptor 2, while a graph starts and on later frames too
+    (GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not stop them: measured), so descriptor 2 points at a
+    temporary file meanwhile (a file, not a pipe: a full pipe would block the writer), whose other lines
+    are copied to the real stderr after.
+    """
     import sys
 
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreters): nothing to silence
+    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreters): nothing to filter
         yield
         return
+    caught = tempfile.TemporaryFile()
     try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
+        os.dup2(caught.fileno(), 2)
         yield
     finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
         os.dup2(saved, 2)
         os.close(saved)
+        caught.seek(0)
+        kept = [line for line in caught.read().splitlines(keepends=True) if not _NATIVE_LOG.match(line)]
+        caught.close()
+        if kept:
+            os.write(2, b"".join(kept))
 
 
 def detect(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -240,7 +258,7 @@ def detect(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     world = np.full((t, NUM_JOINTS, 3), np.nan, np.float32)
     visibility = np.zeros((t, NUM_JOINTS), np.float32)
     present = np.zeros(t, bool)
-    with _graph_lock:
+    with _graph_lock, quiet_stderr():
         graph = _pose_graph()
         for i, frame in enumerate(frames):
             result = graph.process(np.ascontiguousarray(frame))
