@@ -19,7 +19,7 @@ class PoseSettings:
     On the command line: ``--num-frames``, as for every backbone."""
     decode_size: int = option(360, "short side in pixels that frames are decoded at for pose estimation; never upscaled", flag="--pose-decode-size")
     sequence_length: int = option(16, "time steps the landmark sequence is resampled to before features and classifiers", flag="--pose-sequence-length")
-    hands: bool = option(True, "also find hands (MediaPipe Hands, lite model) on every frame: close-ups where the hands do the action", flag="--pose-hands")
+    hands: bool = option(True, "also find hands (MediaPipe Hands, lite model) on the frames where they are large enough to find: close-ups where the hands do the action", flag="--pose-hands")
     min_person_frames: float = option(0.25, "fraction of the frames a body or hands must be found in for a prediction to count as sure; "
                                       "clips with fewer are still classified (and trained on) and their predictions marked unsure", flag="--pose-min-person-frames")
     mirror: bool = True

@@ -89,10 +89,11 @@ class LiveModel:
         """One frame taken at `t` seconds; `ValueError` (one sentence) when it is not an image."""
         frame = decode_jpeg(jpeg)
         if self.pose:
-            from ..pose.landmarks import detect
+            from ..pose.landmarks import frames_landmarks
 
-            image, world, visibility, present = detect(frame[None])
-            self.window.add(t, (image[0], world[0], visibility[0], present[0], frame.shape))
+            found = frames_landmarks(frame[None], [t], frame.shape[1], frame.shape[0], None, self.predictor.pipeline.settings.hands)
+            self.window.add(t, (found.image[0], found.world[0], found.visibility[0], found.present[0], frame.shape,
+                                found.hands[0], found.hand_present[0]))
         else:
             self.window.add(t, frame)
 
@@ -129,6 +130,7 @@ class LiveModel:
         height, width = chosen[-1][4][:2]
         landmarks = Landmarks(np.stack([c[0] for c in chosen]), np.stack([c[1] for c in chosen]),
                               np.stack([c[2] for c in chosen]), np.array([c[3] for c in chosen], bool),
-                              times[pick] - times[0], int(width), int(height), None)
-        proba = self.predictor.pipeline.model.predict_proba([pose_sequence(landmarks, settings.min_person_frames)])[0]
+                              times[pick] - times[0], int(width), int(height), None,
+                              np.stack([c[5] for c in chosen]), np.stack([c[6] for c in chosen]))
+        proba = self.predictor.pipeline.model.predict_proba([pose_sequence(landmarks)])[0]
         return {c: float(p) for c, p in zip(self.predictor.classes, proba)}

@@ -43,7 +43,8 @@ async function guarded(work) {
 // --- the project ------------------------------------------------------------------
 
 async function refresh() {
-  const project = await api("GET", "/api/project");
+  const pose = $("model").value === "pose";  // the pose model: cards also say in how many clips it saw a person
+  const project = await api("GET", "/api/project" + (pose ? "?model=pose" : ""));
   state.project = project;
   $("project-info").textContent = "Project " + project.root + " · clips in " + project.data;
   renderClasses(project.classes);
@@ -62,10 +63,18 @@ function renderClasses(classes) {
   if (!classes.length) box.append(el("p", { className: "muted", textContent: "No classes yet: add one above, e.g. the first action you want recognised." }));
 }
 
+function peopleText(people) {
+  if (!people || !people.clips) return "";
+  if (!people.looked_at) return " · pose model: not looked at yet (training finds the people)";
+  return " · pose model: a person in " + people.person + " of " + people.looked_at + " looked at"
+    + (people.nobody ? ", nobody in view in " + people.nobody : "")
+    + (people.looked_at < people.clips ? " (" + (people.clips - people.looked_at) + " not yet)" : "");
+}
+
 function classCard(c) {
   const card = el("article", { className: "class-card" });
   card.dataset.class = c.name;
-  const count = el("span", { className: "muted clip-count", textContent: c.usable + " usable of " + c.clips.length + " clip" + (c.clips.length === 1 ? "" : "s") });
+  const count = el("span", { className: "muted clip-count", textContent: c.usable + " usable of " + c.clips.length + " clip" + (c.clips.length === 1 ? "" : "s") + peopleText(c.people) });
   const title = el("h3", { textContent: c.name });
   const record = el("button", { type: "button", className: "primary record-button", textContent: "Record" });
   record.setAttribute("aria-label", "Record a clip of " + c.name);
@@ -228,7 +237,7 @@ function renderModels(models) {
   }
   const notes = models.filter((m) => !m.available).map((m) => m.label + ": " + m.reason);
   $("model-note").textContent = notes.join(" ");
-  select.onchange = showFolderFields;
+  select.onchange = () => { showFolderFields(); refresh(); };
   showFolderFields();
 }
 function showFolderFields() {
