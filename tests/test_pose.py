@@ -222,10 +222,50 @@ def test_mirror_swaps_left_right_and_flips_x():
     np.testing.assert_array_equal(mirrored[:, J["nose"], 1:], points[:, J["nose"], 1:])
     np.testing.assert_array_equal(mirror_points(mirrored), points)
     assert all(NAMES[MIRROR[i]] == n.replace("left", "#").replace("right", "left").replace("#", "right") for i, n in enumerate(NAMES))
-    seq = pose_sequence(synthetic_landmarks("wave", np.random.default_rng(0)))
+    seq = pose_sequence(_with_left_hand(synthetic_landmarks("wave", np.random.default_rng(0))))
     twice = mirror_sequence(mirror_sequence(seq))
     for a, b in zip(dataclasses.astuple(twice), dataclasses.astuple(seq)):
         np.testing.assert_array_equal(a, b)
+    once = mirror_sequence(seq)  # the left hand becomes a right hand, x negated
+    assert once.hand_seen[:, 1].all() and not once.hand_seen[:, 0].any()
+    np.testing.assert_array_equal(once.hand_shape[:, 1, :, 0], -seq.hand_shape[:, 0, :, 0])
+    np.testing.assert_array_equal(once.hand_body[:, 1, 1], seq.hand_body[:, 0, 1])
+
+
+def _with_left_hand(lm, opening=None):
+    """`lm` with a left hand (21 points) at the body's left wrist, fingers spread by `opening` (T,) (default 1)."""
+    t = lm.num_frames
+    rng = np.random.default_rng(5)
+    shape = rng.normal(0, 1, size=(21, 2)) * 0.01
+    shape[0] = 0
+    shape[9] = [0.0, -0.02]  # palm length 0.02 of the frame
+    opening = np.ones(t) if opening is None else np.asarray(opening)
+    hands = np.full((t, 2, 21, 3), np.nan, np.float32)
+    wrist = lm.image[:, J["left_wrist"], :2]
+    hands[:, 0, :, :2] = wrist[:, None] + shape[None] * opening[:, None, None]
+    hands[:, 0, 9, :2] = wrist + shape[9]  # the palm keeps its length
+    hands[:, 0, :, 2] = 0
+    present = np.zeros((t, 2), bool)
+    present[:, 0] = True
+    return dataclasses.replace(lm, hands=hands, hand_present=present)
+
+
+def test_hand_features_follow_the_grip_and_ignore_where_the_hand_is():
+    lm = synthetic_landmarks("squat", np.random.default_rng(3), missing=0.0)
+    t = lm.num_frames
+    closing = np.linspace(1.5, 0.5, t)  # a hand closing over the clip
+    seq = pose_sequence(_with_left_hand(lm, closing))
+    names = feature_names()
+    frames = frame_features(seq)
+    spread = frames[:, names.index("left_hand.spread")]
+    assert np.all(np.diff(spread) < 0) and spread[0] / spread[-1] == pytest.approx(3.0, rel=0.05)
+    assert np.all(frames[:, names.index("right_hand.spread")] == 0) and np.all(frames[:, names.index("right_hand.seen")] == 0)
+    assert np.all(frames[:, names.index("left_hand.seen")] == 1)
+    moved = dataclasses.replace(lm, image=lm.image + np.array([0.1, -0.05, 0], np.float32))  # body and hand move together
+    other = pose_sequence(_with_left_hand(moved, closing))
+    np.testing.assert_allclose(other.hand_shape, seq.hand_shape, atol=1e-3)  # the grip does not depend on where
+    np.testing.assert_allclose(other.hand_body, seq.hand_body, atol=1e-3)  # nor its place relative to the body
+    assert not np.allclose(other.hand_frame, seq.hand_frame)  # its place in the frame does
 
 
 def test_augmentation_is_seeded_and_keeps_time_forwards():

@@ -8,7 +8,10 @@ of class folders, a Kaggle-style test folder of frame folders (ROOT/<id>/*.jpg),
 or CSV manifests (path[,label,group]).
 Every clip gets an id: its file stem or folder name (clips that share a name get
 their paths instead, and a warning says so). A prediction whose top class leads
-the runner-up by less than 0.15 is marked unsure. Unreadable inputs are
+the runner-up by less than 0.15 is marked unsure; a pose run's predictions also
+say how many frames had a body and hands, and are unsure where both were found
+in under a quarter of the frames (every clip that decodes is classified, nobody
+in view or not, and gets a --csv row). Unreadable inputs are
 skipped and listed at the end; the exit status is non-zero only when nothing
 could be predicted.
 

@@ -187,6 +187,19 @@ def joint_angles(points: np.ndarray) -> np.ndarray:
     return np.arctan2(cross, (u * v).sum(-1)).astype(np.float32)
 
 
+def posture(seq: PoseSequence) -> np.ndarray:
+    """float32 (T, 2): the torso's tilt from upright in the image (0 upright, 0.5 lying, 1 upside down: radians
+    over pi) and the log aspect (width over height) of the body's feature joints; 0 where no body was ever seen.
+    Hip-centring and torso scaling keep neither: they tell standing from lying (a fall) at a glance."""
+    mid_shoulder = seq.points[:, _SHOULDERS, :2].mean(axis=1)  # from the mid-hip, which is the origin
+    tilt = np.arctan2(np.abs(mid_shoulder[:, 0]), -mid_shoulder[:, 1]) / np.pi  # image y runs down
+    pts = seq.points[:, FEATURE_JOINTS, :2]
+    extent = pts.max(axis=1) - pts.min(axis=1)  # (T, 2)
+    aspect = np.log(np.maximum(extent[:, 0], 1e-3) / np.maximum(extent[:, 1], 1e-3))
+    has_body = float(seq.body.max() > 0)
+    return (np.stack([tilt, aspect], axis=1) * has_body).astype(np.float32)
+
+
 def frame_features(seq: PoseSequence) -> np.ndarray:
     """float32 (T, F) features per frame of a `PoseSequence`; names in `feature_names`.
 
@@ -199,7 +212,8 @@ def frame_features(seq: PoseSequence) -> np.ndarray:
     pos = seq.points[:, FEATURE_JOINTS, :2].reshape(t, -1)
     spread = np.linalg.norm(seq.hand_shape[:, :, HAND_TIPS], axis=-1).mean(-1)  # (T, 2): fingertips from the wrist
     hands = [seq.hand_shape[:, :, 1:].reshape(t, -1), spread, seq.hand_frame.reshape(t, -1), seq.hand_body.reshape(t, -1)]
-    kin = np.concatenate([pos, joint_angles(seq.world) / np.pi, joint_angles(seq.points[..., :2]) / np.pi, seq.root, *hands], axis=1)
+    kin = np.concatenate([pos, joint_angles(seq.world) / np.pi, joint_angles(seq.points[..., :2]) / np.pi, seq.root,
+                          posture(seq), *hands], axis=1)
     vel = np.gradient(kin, axis=0) if t > 1 else np.zeros_like(kin)
     seen = [seq.visibility[:, FEATURE_JOINTS], seq.body[:, None], seq.hand_seen]
     return np.concatenate([kin, *seen, vel], axis=1).astype(np.float32)
@@ -209,6 +223,7 @@ def feature_names() -> list[str]:
     """Names of the columns of `frame_features`."""
     pos = [f"{NAMES[j]}.{axis}" for j in FEATURE_JOINTS for axis in "xy"]
     kin = pos + [f"angle3d.{a[0]}" for a in ANGLES] + [f"angle2d.{a[0]}" for a in ANGLES] + ["root.x", "root.y", "root.log_scale"]
+    kin += ["posture.tilt", "posture.log_aspect"]
     sides = ("left_hand", "right_hand")
     kin += [f"{h}.{k}.{axis}" for h in sides for k in range(1, 21) for axis in "xy"]
     kin += [f"{h}.spread" for h in sides] + [f"{h}.frame.{a}" for h in sides for a in "xy"] + [f"{h}.body.{a}" for h in sides for a in "xy"]
