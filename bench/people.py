@@ -7,10 +7,11 @@ body and hands, training time, and the temporal levers measured one at a time.
 3. Leave one subject out (group = the ``S<n>_`` prefix of the file name), EVERY clip counted: a clip with
    nobody in view is classified like any other. One row per lever, each changed alone from the default:
    frames 16 vs 32, classifier (logistic regression on statistics, 1D CNN, both averaged, gradient-boosted
-   trees on the statistics), features (body only: hands zeroed), test-time views (mirror off, time shifts).
+   trees on the statistics), features (hands, joint positions, posture, seen flags left out), test-time views
+   (mirror off, time shifts), regularisation and augmentation.
    Accuracy with its Wilson 95 % interval, and training seconds per fold.
 
-Run: ``python bench/people.py [--data DIR] [--cache DIR] [--quick]`` (``--quick``: 16 frames, no CNN).
+Run: ``python bench/people.py [--data DIR] [--cache DIR] [--quick] [--skip-cost]`` (``--quick``: no CNN).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from snapaction.pose.landmarks import LandmarkCache, detect, detect_hands, grid_
 from snapaction.video import probe, read_frames  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-dev" / "fall-vs-adl"
+POSITIONS = tuple(f"{name}." for name in ("nose", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+                                          "right_elbow", "left_wrist", "right_wrist", "left_index", "right_index", "left_hip",
+                                          "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"))
 
 
 def clips_of(root: Path) -> list[tuple[Path, str, str]]:
@@ -129,9 +133,44 @@ class Boosted:
         return self.model.predict_proba(np.stack([sequence_statistics(s, self.length) for s in seqs]))
 
 
+def training_time(seqs, labels, classes, n: int = 100) -> None:
+    """Seconds to train on `n` clips (real-dev's sequences repeated, landmarks cached), each classifier and 'auto'."""
+    pick = np.arange(n) % len(seqs)
+    train, y = [seqs[i] for i in pick[: int(n * 0.8)]], labels[pick[: int(n * 0.8)]]
+    val, yv = [seqs[i] for i in pick[int(n * 0.8):]], labels[pick[int(n * 0.8):]]
+    for kind in ("stats", "temporal", "auto"):
+        start = time.perf_counter()
+        train_pose_classifier(train, y, val, yv, classes, PoseSettings(classifier=kind), seed=0)
+        print(f"  train on {n} clips ({len(train)} train + {len(val)} validation), classifier {kind}: "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+
+
+def without(prefixes: tuple[str, ...]):
+    """A context in which the classifiers see the per-frame features named with `prefixes` (and their velocities) as 0."""
+    import contextlib
+
+    import snapaction.pose.classifier as classifier_module
+    from snapaction.pose.features import feature_names, frame_features
+
+    keep = np.array([not any(n.startswith(p) or n.startswith("velocity." + p) for p in prefixes) for n in feature_names()], np.float32)
+
+    @contextlib.contextmanager
+    def patched():
+        classifier_module.frame_features = lambda seq: frame_features(seq) * keep
+        try:
+            yield
+        finally:
+            classifier_module.frame_features = frame_features
+
+    return patched()
+
+
 def loso(items, seqs, classes, settings: PoseSettings, kind: str, *, hands: bool = True, tta_shift: bool = False,
-         mirror_tta: bool = True) -> dict:
+         mirror_tta: bool = True, drop: tuple[str, ...] = ()) -> dict:
     """Leave one subject out over every clip; returns correct, n, train seconds per fold, wrong clips."""
+    if drop:
+        with without(drop):
+            return loso(items, seqs, classes, settings, kind, hands=hands, tta_shift=tta_shift, mirror_tta=mirror_tta)
     from snapaction.pose.training import training_pool
 
     labels = np.array([classes.index(c) for _, c, _ in items])
@@ -170,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "snapaction-people-landmarks")
-    parser.add_argument("--quick", action="store_true", help="16 frames only, no CNN")
+    parser.add_argument("--quick", action="store_true", help="no CNN rows")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--closeups", type=Path, default=DATA.parents[1] / "real-clips", help="folder of the shared real clips (timed only)")
@@ -189,7 +228,7 @@ def main() -> None:
         if args.closeups.is_dir():
             print("cost on the shared close-ups (bodies cut off, hands in view):", flush=True)
             cost([args.closeups / "apply_eye_makeup.avi", args.closeups / "arm_wrestling.mp4"])
-    frame_counts = (16,) if args.quick else (16, 32)
+    frame_counts = (16, 32)
     seqs = {}
     for frames in frame_counts:
         lms = landmarks(items, frames, args.cache)
@@ -198,18 +237,26 @@ def main() -> None:
               f"{sum(s['hands'] > 0 for s in seen)}; body in {sum(s['body'] for s in seen)}/{sum(s['frames'] for s in seen)} frames, "
               f"hands in {sum(s['hands'] for s in seen)}", flush=True)
         seqs[frames] = [pose_sequence(lm) for lm in lms]
-    base = PoseSettings()
-    levers = [("default: stats, 16 frames, body+hands, mirror", dict(kind="stats"), 16, base)]
-    levers += [("body only (hands zeroed)", dict(kind="stats", hands=False), 16, base),
-               ("no mirrored test view", dict(kind="stats", mirror_tta=False), 16, base),
-               ("time shifts at test (3 windows)", dict(kind="stats", tta_shift=True), 16, base),
-               ("gradient-boosted trees", dict(kind="boosted"), 16, base),
-               ("stats, C = 0.1", dict(kind="stats"), 16, dataclasses.replace(base, stats_c=0.1)),
-               ("stats, no augmented copies", dict(kind="stats"), 16, dataclasses.replace(base, augment_copies=0))]
+    labels = np.array([classes.index(c) for _, c, _ in items])
+    training_time(seqs[32], labels, classes)
+    base = PoseSettings()  # the default: 32 frames, resampled to 32 steps, logistic regression on statistics
+    short = dataclasses.replace(base, frames=16, sequence_length=16)
+    n = base.frames
+    levers = [(f"default: stats, {n} frames, body+hands, mirror", dict(kind="stats"), n, base),
+              ("16 frames", dict(kind="stats"), 16, short),
+              ("body only (hands zeroed)", dict(kind="stats", hands=False), n, base),
+              ("no joint positions (angles, posture, root, hands, seen flags)", dict(kind="stats", drop=POSITIONS), n, base),
+              ("no posture features (torso tilt, body aspect)", dict(kind="stats", drop=("posture.",)), n, base),
+              ("no seen flags (body / hand found per frame)", dict(kind="stats", drop=("body.seen", "left_hand.seen", "right_hand.seen")), n, base),
+              ("no mirrored test view", dict(kind="stats", mirror_tta=False), n, base),
+              ("time shifts at test (3 windows)", dict(kind="stats", tta_shift=True), n, base),
+              ("stats, C = 0.1", dict(kind="stats"), n, dataclasses.replace(base, stats_c=0.1)),
+              ("stats, no augmented copies", dict(kind="stats"), n, dataclasses.replace(base, augment_copies=0)),
+              ("gradient-boosted trees", dict(kind="boosted"), n, base)]
     if not args.quick:
-        levers += [("32 frames", dict(kind="stats"), 32, dataclasses.replace(base, frames=32, sequence_length=32)),
-                   ("temporal 1D CNN", dict(kind="temporal"), 16, base),
-                   ("stats + CNN averaged", dict(kind="both"), 16, base)]
+        levers += [("temporal 1D CNN", dict(kind="temporal"), n, base),
+                   ("stats + CNN averaged", dict(kind="both"), n, base),
+                   ("temporal 1D CNN, 16 frames", dict(kind="temporal"), 16, short)]
     print(f"\nleave one subject out, {len(items)} clips, every clip counted:")
     print("| lever (one change from the default) | correct | accuracy | 95 % interval | train s/fold | wrong |")
     print("|---|---|---|---|---|---|")

@@ -321,7 +321,7 @@ def test_a_single_middle_frame_cannot_tell_them_apart(raise_vs_lower):
 
 def test_auto_keeps_the_better_and_ties_go_to_stats(raise_vs_lower):
     motions, train, ytr, test, yte = raise_vs_lower
-    model, report = train_pose_classifier(train, ytr, test, yte, motions, PoseSettings(**FAST), seed=0)
+    model, report = train_pose_classifier(train, ytr, test, yte, motions, PoseSettings(**FAST, classifier="auto"), seed=0)
     assert set(report.val_accuracy) == {"stats", "temporal"} and report.pool_size == len(train) * 4
     best = max(report.val_accuracy.values())
     assert report.val_accuracy[report.chosen] == best and model.kind == report.chosen
@@ -367,7 +367,7 @@ def test_fit_pose_reports_skipped_clips_and_predicts(tmp_path, monkeypatch):
     loaded = PosePipeline.load(fit.model.save(tmp_path / "model"), cache_dir=tmp_path / "cache")
     assert loaded.settings == fit.model.settings and loaded.predict(val[0][0]) == probs
     empty, seen = loaded.predict_seen(tmp_path / "empty_0.mp4")  # nobody in view: an answer, and what was seen
-    assert sum(empty.values()) == pytest.approx(1.0) and seen == {"frames": 16, "body": 0, "hands": 0}
+    assert sum(empty.values()) == pytest.approx(1.0) and seen == {"frames": 32, "body": 0, "hands": 0}
     with pytest.raises(ClipError, match="not a readable video"):
         loaded.predict(tmp_path / "broken_0.mp4")
 

@@ -325,9 +325,12 @@ def test_with_the_pose_model_chosen_class_cards_count_the_clips_it_saw_a_person_
     assert client.post("/api/classes", json={"name": "wave"}).status_code == 201
     names = [post_clip(client, "wave", clip_bytes(tmp_path, (40 * i, 90, 60), seed=i), name=f"c{i}.mp4").json()["clip"] for i in range(3)]
     folder = tmp_path / "project" / "data" / "wave"
-    cache = LandmarkCache(landmark_dir(tmp_path / "cache"), 16, 360, True)
-    person = synthetic_landmarks("wave", np.random.default_rng(0), num_frames=16, missing=0.0)
-    nobody = dataclasses.replace(person, present=np.zeros(16, bool))
+    from snapaction.pose.settings import PoseSettings
+
+    settings = PoseSettings()  # what a pose run trained from the studio uses
+    cache = LandmarkCache(landmark_dir(tmp_path / "cache"), settings.frames, settings.decode_size, settings.hands)
+    person = synthetic_landmarks("wave", np.random.default_rng(0), num_frames=settings.frames, missing=0.0)
+    nobody = dataclasses.replace(person, present=np.zeros(settings.frames, bool))
     cache._write(cache.entry(folder / names[0]), person)
     cache._write(cache.entry(folder / names[1]), nobody)  # names[2]: never looked at
     card = client.get("/api/project?model=pose").json()["classes"][0]
