@@ -337,4 +337,4 @@ def test_with_the_pose_model_chosen_class_cards_count_the_clips_it_saw_a_person_
     assert card["people"] == {"clips": 3, "looked_at": 2, "person": 1, "body": 1, "nobody": 1}
     assert "people" not in client.get("/api/project").json()["classes"][0]  # other models: no pose figures
     script = client.get("/static/studio.js").text
-    assert "pose model: a person in" in script and "?model=pose" in script
+    assert "pose model: a person in" in script and "?model=pose" in script and "Left out " in script

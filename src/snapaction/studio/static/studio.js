@@ -302,6 +302,11 @@ function onTrainEvent(ev) {
              + " (" + ev.epochs_run + " epochs, " + why + ", " + minutes(ev.seconds) + ").";
     if (ev.validation && ev.validation.clips) text += " The confusion matrix below is on its " + ev.validation.clips + " validation clips.";
     if (ev.validation && ev.validation.error) text += " No confusion matrix: " + ev.validation.error;
+    if (ev.skipped && ev.skipped.length) {  // clips training could not use, with why: on the page, not only in the terminal
+      text += " Left out " + ev.skipped.length + " clip" + (ev.skipped.length === 1 ? "" : "s") + ": "
+        + ev.skipped.slice(0, 5).map((s) => s.path.split("/").pop() + " (" + s.reason + ")").join("; ")
+        + (ev.skipped.length > 5 ? "; …" : "") + ".";
+    }
     status.textContent = text;
     refresh().then(() => { showRunFigures(ev.run); $("live-run").value = ev.run; });
   }
