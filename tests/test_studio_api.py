@@ -289,9 +289,11 @@ def test_live_pose_window_gives_what_the_pose_model_gives_on_the_same_frames_as_
         Image.fromarray(frame).save(buf, format="PNG")
         live.add_frame(i / fps, buf.getvalue())
     got = live.predict()
-    want = predictor.predict(clip).probabilities
+    expected = predictor.predict(clip)
+    want = expected.probabilities
     assert got["frames"] == 8 and got["label"] == max(want, key=want.get)
     assert got["probabilities"] == pytest.approx(want, abs=1e-6)
+    assert got["seen"] == expected.seen and got["seen"]["body"] == 8 and got["unsure"] == expected.unsure  # what it saw, too
 
 
 def test_studio_command_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -373,7 +373,8 @@ function onLiveMessage(live, msg) {
   live.stamps.push(now);
   if (live.latencies.length > 30) { live.latencies.shift(); live.stamps.shift(); }
   if (msg.label === null) { $("live-top").textContent = "–"; $("live-note").textContent = msg.detail; return; }
-  $("live-top").textContent = msg.label + (msg.unsure ? " (unsure)" : "");
+  $("live-top").textContent = msg.label + (msg.unsure ? " (unsure)" : "")
+    + (msg.seen ? " · body in " + msg.seen.body + ", hands in " + msg.seen.hands + " of " + msg.seen.frames + " frames" : "");
   for (const row of $("live-bars").children) {
     const p = msg.probabilities[row.dataset.class] || 0;
     row.dataset.probability = String(p);
