@@ -215,3 +215,19 @@ def test_mediapipe_log_lines_never_reach_the_terminal_and_other_output_does(tmp_
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "2"]  # the face close-up: a body and hands in both frames
     assert done.stderr == "our own warning\n"  # no W0000 / Feedback manager / XNNPACK lines; the rest is passed on
+
+
+def test_real_footage_with_nobody_in_view_gets_a_prediction_marked_unsure(pose_run, tmp_path, capsys):
+    """The top-left corner of shooting_basketball: a real gym wall, no person (checked: no body, no hand in any frame)."""
+    from snapaction.video import probe, read_frames
+
+    run, _ = pose_run
+    source = REAL / "shooting_basketball.mp4"
+    frames = read_frames(source, np.arange(0, 90, 3), info=probe(source))[:, :96, :96]
+    corner = write_video(tmp_path / "gym_corner.mp4", np.ascontiguousarray(frames), codec="libx264", preset="ultrafast")
+    assert main(["predict", str(run), str(corner), "--csv", str(tmp_path / "p.csv"), "--json", str(tmp_path / "p.json")]) == 0
+    (row,) = list(csv.reader(open(tmp_path / "p.csv")))[1:]
+    (pred,) = json.loads((tmp_path / "p.json").read_text())["predictions"]
+    assert row == ["gym_corner", pred["label"]] and pred["label"] in ("makeup", "pool")
+    assert pred["seen"] == {"frames": 6, "body": 0, "hands": 0} and pred["unsure"] and "little in view" in pred["why_unsure"]
+    assert "gym_corner: " in capsys.readouterr().out
