@@ -1,4 +1,4 @@
-"""Pose landmarks of a clip: MediaPipe Pose on a grid of frames spread evenly over it, cached on disk.
+"""Pose and hand landmarks of a clip: MediaPipe Pose and Hands on a grid of frames spread evenly over it, cached on disk.
 
 One person: the legacy MediaPipe Pose graph returns the landmarks of one
 person per frame, the most prominent one its detector finds (usually the
