@@ -92,7 +92,7 @@ def test_cache_rerun_decodes_nothing_and_is_content_keyed(real_cache, drink, tmp
 
 
 def _fake_extract(calls):
-    def extract(path, num_frames, decode_size):
+    def extract(path, num_frames, decode_size, hands=True):
         calls.append(Path(path))
         rng = np.random.default_rng(len(Path(path).read_bytes()))
         return dataclasses.replace(synthetic_landmarks("squat", rng, num_frames=num_frames), path=Path(path))
@@ -178,16 +178,23 @@ def test_missing_frames_are_interpolated_and_edges_held():
     np.testing.assert_allclose(filled[:, 1], [10, 10, 20, 30, 40, 40])
 
 
-def test_clip_without_enough_person_raises_clip_error_naming_it():
+def test_clip_with_nobody_or_few_bodies_is_a_sequence_that_says_so():
+    from snapaction.pose.features import thin_evidence
+
     image = np.full((8, 33, 3), np.nan)
-    with pytest.raises(ClipError, match="no person found in any of the 8 frames") as err:
-        pose_sequence(_landmarks(image, np.zeros(8, bool)))
-    assert err.value.path == Path("clip.mp4")
+    empty = _landmarks(image, np.zeros(8, bool))
+    seq = pose_sequence(empty)
+    assert seq.length == 8 and not seq.body.any() and not seq.hand_seen.any()
+    assert np.all(seq.points == 0) and np.all(np.isfinite(frame_features(seq)))
+    assert empty.seen() == {"frames": 8, "body": 0, "hands": 0} and thin_evidence(empty.seen())
     lm = synthetic_landmarks("squat", np.random.default_rng(0), num_frames=8, missing=0.0)
     few = dataclasses.replace(lm, present=np.array([1, 0, 0, 0, 0, 0, 0, 1], bool))
-    with pytest.raises(ClipError, match="only 2 of the 8 frames; at least 4"):
-        pose_sequence(few, min_person_frames=0.5)
-    assert pose_sequence(few, min_person_frames=0.25).length == 8
+    seq = pose_sequence(few)
+    assert seq.body.tolist() == [1, 0, 0, 0, 0, 0, 0, 1] and seq.length == 8
+    assert thin_evidence(few.seen(), 0.5) and not thin_evidence(few.seen(), 0.25)  # 2 of 8 frames: under half, not under a quarter
+    hands_only = dataclasses.replace(empty, hands=np.zeros((8, 2, 21, 3), np.float32) + 0.5,
+                                     hand_present=np.ones((8, 2), bool))
+    assert hands_only.seen() == {"frames": 8, "body": 0, "hands": 8} and not thin_evidence(hands_only.seen())
 
 
 def test_features_have_names_and_reversal_flips_only_the_order_sensitive_statistics():
@@ -215,10 +222,50 @@ def test_mirror_swaps_left_right_and_flips_x():
     np.testing.assert_array_equal(mirrored[:, J["nose"], 1:], points[:, J["nose"], 1:])
     np.testing.assert_array_equal(mirror_points(mirrored), points)
     assert all(NAMES[MIRROR[i]] == n.replace("left", "#").replace("right", "left").replace("#", "right") for i, n in enumerate(NAMES))
-    seq = pose_sequence(synthetic_landmarks("wave", np.random.default_rng(0)))
+    seq = pose_sequence(_with_left_hand(synthetic_landmarks("wave", np.random.default_rng(0))))
     twice = mirror_sequence(mirror_sequence(seq))
     for a, b in zip(dataclasses.astuple(twice), dataclasses.astuple(seq)):
         np.testing.assert_array_equal(a, b)
+    once = mirror_sequence(seq)  # the left hand becomes a right hand, x negated
+    assert once.hand_seen[:, 1].all() and not once.hand_seen[:, 0].any()
+    np.testing.assert_array_equal(once.hand_shape[:, 1, :, 0], -seq.hand_shape[:, 0, :, 0])
+    np.testing.assert_array_equal(once.hand_body[:, 1, 1], seq.hand_body[:, 0, 1])
+
+
+def _with_left_hand(lm, opening=None):
+    """`lm` with a left hand (21 points) at the body's left wrist, fingers spread by `opening` (T,) (default 1)."""
+    t = lm.num_frames
+    rng = np.random.default_rng(5)
+    shape = rng.normal(0, 1, size=(21, 2)) * 0.01
+    shape[0] = 0
+    shape[9] = [0.0, -0.02]  # palm length 0.02 of the frame
+    opening = np.ones(t) if opening is None else np.asarray(opening)
+    hands = np.full((t, 2, 21, 3), np.nan, np.float32)
+    wrist = lm.image[:, J["left_wrist"], :2]
+    hands[:, 0, :, :2] = wrist[:, None] + shape[None] * opening[:, None, None]
+    hands[:, 0, 9, :2] = wrist + shape[9]  # the palm keeps its length
+    hands[:, 0, :, 2] = 0
+    present = np.zeros((t, 2), bool)
+    present[:, 0] = True
+    return dataclasses.replace(lm, hands=hands, hand_present=present)
+
+
+def test_hand_features_follow_the_grip_and_ignore_where_the_hand_is():
+    lm = synthetic_landmarks("squat", np.random.default_rng(3), missing=0.0)
+    t = lm.num_frames
+    closing = np.linspace(1.5, 0.5, t)  # a hand closing over the clip
+    seq = pose_sequence(_with_left_hand(lm, closing))
+    names = feature_names()
+    frames = frame_features(seq)
+    spread = frames[:, names.index("left_hand.spread")]
+    assert np.all(np.diff(spread) < 0) and spread[0] / spread[-1] == pytest.approx(3.0, rel=0.05)
+    assert np.all(frames[:, names.index("right_hand.spread")] == 0) and np.all(frames[:, names.index("right_hand.seen")] == 0)
+    assert np.all(frames[:, names.index("left_hand.seen")] == 1)
+    moved = dataclasses.replace(lm, image=lm.image + np.array([0.1, -0.05, 0], np.float32))  # body and hand move together
+    other = pose_sequence(_with_left_hand(moved, closing))
+    np.testing.assert_allclose(other.hand_shape, seq.hand_shape, atol=1e-3)  # the grip does not depend on where
+    np.testing.assert_allclose(other.hand_body, seq.hand_body, atol=1e-3)  # nor its place relative to the body
+    assert not np.allclose(other.hand_frame, seq.hand_frame)  # its place in the frame does
 
 
 def test_augmentation_is_seeded_and_keeps_time_forwards():
@@ -274,7 +321,7 @@ def test_a_single_middle_frame_cannot_tell_them_apart(raise_vs_lower):
 
 def test_auto_keeps_the_better_and_ties_go_to_stats(raise_vs_lower):
     motions, train, ytr, test, yte = raise_vs_lower
-    model, report = train_pose_classifier(train, ytr, test, yte, motions, PoseSettings(**FAST), seed=0)
+    model, report = train_pose_classifier(train, ytr, test, yte, motions, PoseSettings(**FAST, classifier="auto"), seed=0)
     assert set(report.val_accuracy) == {"stats", "temporal"} and report.pool_size == len(train) * 4
     best = max(report.val_accuracy.values())
     assert report.val_accuracy[report.chosen] == best and model.kind == report.chosen
@@ -288,7 +335,7 @@ def test_auto_keeps_the_better_and_ties_go_to_stats(raise_vs_lower):
 
 
 def test_fit_pose_reports_skipped_clips_and_predicts(tmp_path, monkeypatch):
-    def extract(path, num_frames, decode_size):
+    def extract(path, num_frames, decode_size, hands=True):
         name = Path(path).stem
         if name.startswith("broken"):
             raise ClipError(path, "not a readable video")
@@ -313,15 +360,16 @@ def test_fit_pose_reports_skipped_clips_and_predicts(tmp_path, monkeypatch):
     train.append((tmp_path / "broken_0.mp4", "up"))
     val = clips("raise_arms", 3, 100) + clips("lower_arms", 3, 100)
     fit = fit_pose(train, val, ["up", "down"], PoseSettings(**FAST, classifier="stats"), tmp_path / "cache", seed=0)
-    assert sorted(p.name for p, _ in fit.skipped) == ["broken_0.mp4", "empty_0.mp4"]
-    assert any("no person found" in reason for _, reason in fit.skipped)
-    assert fit.report.num_train == 12 and fit.report.num_val == 6 and fit.report.val_accuracy["stats"] >= 0.8
+    assert [(p.name, r) for p, r in fit.skipped] == [("broken_0.mp4", "not a readable video")]  # nobody in view is kept
+    assert fit.report.num_train == 13 and fit.report.num_val == 6 and fit.report.val_accuracy["stats"] >= 0.8
     probs = fit.model.predict(val[0][0])
     assert set(probs) == {"up", "down"} and sum(probs.values()) == pytest.approx(1.0)
     loaded = PosePipeline.load(fit.model.save(tmp_path / "model"), cache_dir=tmp_path / "cache")
     assert loaded.settings == fit.model.settings and loaded.predict(val[0][0]) == probs
-    with pytest.raises(ClipError):
-        loaded.predict(tmp_path / "empty_0.mp4")
+    empty, seen = loaded.predict_seen(tmp_path / "empty_0.mp4")  # nobody in view: an answer, and what was seen
+    assert sum(empty.values()) == pytest.approx(1.0) and seen == {"frames": 32, "body": 0, "hands": 0}
+    with pytest.raises(ClipError, match="not a readable video"):
+        loaded.predict(tmp_path / "broken_0.mp4")
 
 
 def test_settings_reject_bad_values_all_at_once():

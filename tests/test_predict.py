@@ -234,6 +234,14 @@ def test_a_near_tie_is_marked_unsure_everywhere_it_is_shown():
     assert not clear.unsure and clear.margin == pytest.approx(0.60)
     edge = Prediction("a", {"a": 0.5 + UNSURE_MARGIN / 2 + 1e-6, "b": 0.5 - UNSURE_MARGIN / 2 - 1e-6}, 1, 0.1)
     assert not edge.unsure  # a lead of exactly the margin (or more) is an answer
+    assert clear.seen is None and clear.why_unsure() == "" and clear.to_dict()["seen"] is None
+    seen = {"frames": 16, "body": 0, "hands": 3}  # the pose model saw next to nothing: a clear lead is still unsure
+    thin = Prediction("pick", dict(clear.probabilities), 1, 0.1, seen, thin=True)
+    assert thin.unsure and thin.why_unsure() == "little in view: a body in 0 and hands in 3 of 16 frames"
+    assert thin.to_dict() == {"label": "pick", "unsure": True, "why_unsure": thin.why_unsure(),
+                              "probabilities": clear.probabilities, "seen": seen}
+    both = Prediction("pick", dict(tie.probabilities), 1, 0.1, seen, thin=True)
+    assert both.why_unsure().endswith("; the top two are within 0.15")
 
 
 def test_predict_prints_and_writes_the_unsure_flag(tiny_run, tmp_path, capsys):

@@ -7,6 +7,7 @@ few seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -392,9 +393,11 @@ def test_live_pose_window_gives_what_the_pose_model_gives_on_the_same_frames_as_
         Image.fromarray(frame).save(buf, format="PNG")
         live.add_frame(i / fps, buf.getvalue())
     got = live.predict()
-    want = predictor.predict(clip).probabilities
+    expected = predictor.predict(clip)
+    want = expected.probabilities
     assert got["frames"] == 8 and got["label"] == max(want, key=want.get)
     assert got["probabilities"] == pytest.approx(want, abs=1e-6)
+    assert got["seen"] == expected.seen and got["seen"]["body"] == 8 and got["unsure"] == expected.unsure  # what it saw, too
 
 
 def test_studio_command_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
@@ -417,3 +420,27 @@ def test_studio_command_warns_when_listening_beyond_this_machine(monkeypatch, ca
     out = capsys.readouterr()
     assert served and ("lets other machines on the network use the studio" in out.err) == warned
     assert "SnapAction studio for" in out.out and (tmp_path / "p" / "data").is_dir()
+
+
+def test_with_the_pose_model_chosen_class_cards_count_the_clips_it_saw_a_person_in(tmp_path):
+    """From cached landmarks only (training fills them): nothing is extracted for the page."""
+    from snapaction.pose.landmarks import LandmarkCache, landmark_dir
+    from snapaction.pose.synthetic import synthetic_landmarks
+
+    client = TestClient(create_studio_app(tmp_path / "project", cache_dir=str(tmp_path / "cache")))
+    assert client.post("/api/classes", json={"name": "wave"}).status_code == 201
+    names = [post_clip(client, "wave", clip_bytes(tmp_path, (40 * i, 90, 60), seed=i), name=f"c{i}.mp4").json()["clip"] for i in range(3)]
+    folder = tmp_path / "project" / "data" / "wave"
+    from snapaction.pose.settings import PoseSettings
+
+    settings = PoseSettings()  # what a pose run trained from the studio uses
+    cache = LandmarkCache(landmark_dir(tmp_path / "cache"), settings.frames, settings.decode_size, settings.hands)
+    person = synthetic_landmarks("wave", np.random.default_rng(0), num_frames=settings.frames, missing=0.0)
+    nobody = dataclasses.replace(person, present=np.zeros(settings.frames, bool))
+    cache._write(cache.entry(folder / names[0]), person)
+    cache._write(cache.entry(folder / names[1]), nobody)  # names[2]: never looked at
+    card = client.get("/api/project?model=pose").json()["classes"][0]
+    assert card["people"] == {"clips": 3, "looked_at": 2, "person": 1, "body": 1, "nobody": 1}
+    assert "people" not in client.get("/api/project").json()["classes"][0]  # other models: no pose figures
+    script = client.get("/static/studio.js").text
+    assert "pose model: a person in" in script and "?model=pose" in script and "Left out " in script

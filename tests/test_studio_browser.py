@@ -199,7 +199,7 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path, playwright_s
     page.evaluate("""() => {
         onTrainEvent({event: "started", id: 100, run: "gym", backbone: "pose", trainer: "pose", epochs: 30});
         onTrainEvent({event: "done", id: 101, run: "gym", best_epoch: 1, val_accuracy: 0.75, epochs_run: 1, stopped_by: "epochs",
-                      seconds: 2.5, skipped: [{path: "/p/data/wave/nobody.mp4", reason: "no person found in any of the 16 frames"}],
+                      seconds: 2.5, skipped: [{path: "/p/data/wave/broken.mp4", reason: "a text file, not a video"}],
                       validation: null, pose: {chosen: "temporal", val_accuracy: {stats: 0.5, temporal: 0.75}, note: "",
                       train_clips: 9, val_clips: 4, clips_with_person: 13, clips: 14}});
     }""")
@@ -209,7 +209,7 @@ def test_studio_from_no_clips_to_live_predictions(studio, tmp_path, playwright_s
     status = page.inner_text("#train-status")
     assert status.startswith("Done: gym, the pose model: the temporal classifier is kept, validation accuracy 75.0% (stats 50.0%), "
                              "on 9 training and 4 validation clips with a person") and "epoch" not in status, status
-    assert page.inner_text("#train-skipped") == "Left out (no person in enough frames, or unreadable):\nwave/nobody.mp4: no person found in any of the 16 frames"
+    assert page.inner_text("#train-skipped") == "Left out (could not be used):\nwave/broken.mp4: a text file, not a video"
     browser.close()
     # 4. Live mode, with a camera that alternates the two classes: the bars move.
     browser, page = camera_page(p, live, base)

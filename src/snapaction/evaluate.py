@@ -137,6 +137,18 @@ class Evaluation:
     views: int = 1
     crops: int = 1
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    seen: list[dict | None] = field(default_factory=list)
+    """Per clip, what the model could see (`Prediction.seen`: the pose model's frames with a body and hands), else None."""
+
+    def people(self) -> dict | None:
+        """How many clips had no body, no hands, nobody at all in view (None for models that do not look for people)."""
+        seen = [s for s in self.seen if s is not None]
+        if not seen:
+            return None
+        return {"clips": len(seen), "no_body": sum(s["body"] == 0 for s in seen),
+                "no_hands": sum(s["hands"] == 0 for s in seen),
+                "nobody": sum(s["body"] == 0 and s["hands"] == 0 for s in seen),
+                "clips_no_body": [p for p, s in zip(self.paths, self.seen) if s is not None and s["body"] == 0]}
 
     def metrics(self) -> dict:
         return compute_metrics(self.probs, self.labels, self.classes)
@@ -179,7 +191,7 @@ def evaluate(predictor, samples, views: int = 1, crops: int = 1, batch_clips: in
     if any(s.label is None for s in samples):
         raise DataError("the clips to evaluate have no labels; evaluation needs ROOT/<class>/ folders, a manifest with labels, or an official split")
     ids = dict(zip((s.path for s in samples), label_ids(samples, predictor.classes)))
-    paths, labels, probs, skipped = [], [], [], []
+    paths, labels, probs, skipped, seen = [], [], [], [], []
     results = predictor.predict_many([s.path for s in samples], views=views, crops=crops, batch_clips=batch_clips)
     for path, result in tqdm(results, total=len(samples), desc=f"evaluating ({views}x{crops} views)", leave=False):
         if isinstance(result, Exception):
@@ -188,6 +200,7 @@ def evaluate(predictor, samples, views: int = 1, crops: int = 1, batch_clips: in
         paths.append(str(path))
         labels.append(ids[path])
         probs.append([result.probabilities[c] for c in predictor.classes])
+        seen.append(getattr(result, "seen", None))
     return Evaluation(
         list(predictor.classes),
         paths,
@@ -196,6 +209,7 @@ def evaluate(predictor, samples, views: int = 1, crops: int = 1, batch_clips: in
         views,
         crops,
         skipped,
+        seen,
     )
 
 
@@ -268,6 +282,9 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
         classes = evaluation.classes
         report = {**(about or {}), "views": evaluation.views, "crops": evaluation.crops, **metrics}
         report["skipped"] = [{"path": p, "reason": r} for p, r in evaluation.skipped]
+        people = evaluation.people()
+        if people is not None:
+            report["people"] = people
         text = summary(metrics, f"{evaluation.views} view(s) x {evaluation.crops} crop(s)")
         if baseline is not None:
             base = baseline.metrics()
@@ -295,6 +312,9 @@ def write_eval_report(folder: str | Path, evaluation: Evaluation, baseline: Eval
         plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), classes, tmp / "confusion_matrix.png",
                               title=f"accuracy {metrics['accuracy']:.3f}, {metrics['clips']} clips", note=note)
         plot_reliability(metrics["calibration"], metrics["ece"], tmp / "reliability.png")
+        if people is not None:
+            text += (f"\n  {people['no_body']} of the {people['clips']} clips had no body in view"
+                     f" ({people['nobody']} no body and no hands); they were classified and are counted above")
         if evaluation.skipped:
             text += f"\n  {len(evaluation.skipped)} clip(s) could not be read and were skipped:" + "".join(
                 f"\n    {p}: {r}" for p, r in evaluation.skipped)

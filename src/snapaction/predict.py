@@ -264,7 +264,6 @@ def write_json(path: str | Path, predictor: Predictor, rows: list[tuple[str, Pat
         "model": predictor.info(),
         "views": views,
         "crops": crops,
-        "predictions": [{"id": clip_id, "path": str(clip), "label": result.label, "unsure": result.unsure,
-                         "probabilities": result.probabilities} for clip_id, clip, result in rows],
+        "predictions": [{"id": clip_id, "path": str(clip), **result.to_dict()} for clip_id, clip, result in rows],
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
     }, indent=1) + "\n")

@@ -13,7 +13,9 @@ The report folder (default RUN/eval-<name of DATA>) holds report.json (accuracy,
 macro-F1, per-class precision/recall/F1, top-k, expected calibration error,
 misclassified clips), per_class.csv, confusion_matrix.png + .json,
 reliability.png, predictions.csv, misclassified.csv and summary.txt.
-Unreadable clips are reported and skipped.
+Unreadable clips are reported and skipped. A pose run classifies every clip that
+decodes, nobody in view or not: they count in accuracy and F1, and the summary
+says how many had no body in view.
 """
 
 from __future__ import annotations

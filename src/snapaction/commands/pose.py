@@ -4,7 +4,9 @@
   snapaction pose --preview clip.mp4 --out strip.png --frames 8
 
 Landmarks come from MediaPipe Pose, which ships inside the mediapipe wheel
-(pip install "snapaction[pose]"); frames where no person is found are marked.
+(pip install "snapaction[pose]"), and the hands MediaPipe Hands finds (left blue,
+right orange); frames where no body is found get a red border saying so, and
+the command prints how many frames had a body and how many had hands.
 Train a pose model with `snapaction train DATA --backbone pose`.
 """
 
@@ -25,12 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..pose.landmarks import require_mediapipe
-    from ..pose.preview import write_preview
+    from ..pose.preview import preview
 
     if not 1 <= args.frames <= 32:
         raise ConfigError(f"--frames must be between 1 and 32, got {args.frames}")
     require_mediapipe()
     clip = Path(args.preview)
     out = Path(args.out) if args.out else clip.with_suffix(".pose.png")
-    print(f"wrote {write_preview(clip, out, frames=args.frames)}")
+    path, seen = preview(clip, out, frames=args.frames)
+    print(f"wrote {path}: a body in {seen['body']} and hands in {seen['hands']} of the {seen['frames']} frames"
+          + ("" if seen["body"] == seen["frames"] else " (frames without a body have a red border)"))
     return 0

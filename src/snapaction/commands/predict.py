@@ -8,7 +8,10 @@ of class folders, a Kaggle-style test folder of frame folders (ROOT/<id>/*.jpg),
 or CSV manifests (path[,label,group]); a glob the shell leaves alone
 ('new/*.mp4') is expanded. Every clip gets an id: its file stem or folder name
 (clips that share a name get their paths instead, and a warning says so). A prediction whose top class leads
-the runner-up by less than 0.15 is marked unsure. Unreadable inputs are
+the runner-up by less than 0.15 is marked unsure; a pose run's predictions also
+say how many frames had a body and hands, and are unsure where both were found
+in under a quarter of the frames (every clip that decodes is classified, nobody
+in view or not, and gets a --csv row). Unreadable inputs are
 skipped and listed at the end; the exit status is non-zero only when nothing
 could be predicted.
 
@@ -115,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
             rows.append((ids[path], path, result))
             if args.top:
                 ranked = "  ".join(f"{c} {p:.3f}" for c, p in result.ranked()[: args.top])
-                print(f"{ids[path]}: {ranked}" + ("  (unsure: the top two are within 0.15)" if result.unsure else ""), flush=True)
+                seen = result.seen
+                print(f"{ids[path]}: {ranked}" + (f"  [body {seen['body']}/{seen['frames']}, hands {seen['hands']}/{seen['frames']} frames]" if seen else "")
+                      + (f"  (unsure: {result.why_unsure()})" if result.unsure else ""), flush=True)
         if args.csv:
             write_csv(args.csv, [(clip_id, result) for clip_id, _, result in rows])
             print(f"wrote {len(rows)} row(s) to {args.csv}")

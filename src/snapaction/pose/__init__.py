@@ -1,4 +1,7 @@
-"""The pose model (``--backbone pose``): MediaPipe Pose landmarks over time and a small temporal classifier.
+"""The pose model (``--backbone pose``): MediaPipe Pose and Hands landmarks over time and a small temporal classifier.
+
+Every clip that decodes is classified: frames with no body (hands only, or nobody
+in view) are features, and predictions say what was seen.
 
 Stages, one module each: `landmarks` (clip -> `Landmarks`, cached per clip),
 `features` (-> normalised `PoseSequence` -> per-frame features and temporal

@@ -22,11 +22,20 @@ def mirror_points(points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _mirror_hands(values: np.ndarray) -> np.ndarray:
+    """``(T, 2, ..., 2)`` hand values seen in a mirror: the two hands swapped, x negated."""
+    out = values[:, ::-1].copy()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
 def mirror_sequence(seq: PoseSequence) -> PoseSequence:
-    """`seq` mirrored left to right (points, world, visibility and root motion); mirroring twice is the identity."""
+    """`seq` mirrored left to right (body, hands and root motion); mirroring twice is the identity."""
     root = seq.root.copy()
     root[:, 0] = -root[:, 0]
-    return PoseSequence(mirror_points(seq.points), mirror_points(seq.world), seq.visibility[:, MIRROR].copy(), root)
+    return PoseSequence(mirror_points(seq.points), mirror_points(seq.world), seq.visibility[:, MIRROR].copy(), root,
+                        seq.body.copy(), _mirror_hands(seq.hand_shape), _mirror_hands(seq.hand_frame),
+                        _mirror_hands(seq.hand_body), seq.hand_seen[:, ::-1].copy())
 
 
 def warp_positions(length: int, out_length: int, rng: np.random.Generator, min_span: float = 0.8, strength: float = 0.15) -> np.ndarray:
@@ -91,4 +100,13 @@ def augment_sequence(seq: PoseSequence, rng: np.random.Generator, length: int, s
         points[t, drop[t]] = points[t - 1, drop[t]]
         world[t, drop[t]] = world[t - 1, drop[t]]
     visibility[drop] = 0.0
-    return PoseSequence(points.astype(np.float32), world.astype(np.float32), visibility, root.astype(np.float32))
+    has_body = seq.body.max() > 0  # a clip with no body keeps its zeros: shifting them would invent one
+    if not has_body:
+        points, world, root = seq.points.copy(), seq.world.copy(), seq.root.copy()
+    hand_shape = rotate_points(seq.hand_shape, angle)
+    hand_shape = hand_shape + rng.normal(0.0, settings.jitter * 2, size=hand_shape.shape) * (seq.hand_seen[..., None, None] > 0)
+    hand_frame = rotate_points(seq.hand_frame, angle) * scale
+    hand_body = rotate_points(seq.hand_body, angle) * scale
+    return PoseSequence(points.astype(np.float32), world.astype(np.float32), visibility, root.astype(np.float32),
+                        seq.body, hand_shape.astype(np.float32), hand_frame.astype(np.float32),
+                        hand_body.astype(np.float32), seq.hand_seen)

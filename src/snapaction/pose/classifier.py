@@ -23,7 +23,8 @@ from ..errors import SnapActionError
 from .augment import mirror_sequence
 from .features import PoseSequence, frame_features, resample_sequence, temporal_statistics
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: per-frame features include hands and what was seen (`features.frame_features`)."""
 CONFIG_FILE = "pose_classifier.json"
 WEIGHTS_FILE = "weights.safetensors"
 

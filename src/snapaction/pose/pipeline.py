@@ -1,8 +1,9 @@
 """End to end: labelled clips -> a trained pose classifier (skipped clips reported); a clip -> class probabilities.
 
-What the CLI and the run folder call. A clip that cannot be used (unreadable,
-no person in enough frames) is reported in ``skipped`` with the reason and
-never trained on; the batch goes on.
+What the CLI and the run folder call. Every clip that decodes is used, with
+nobody in view or not (what the frames showed is a feature, and prediction
+says how many frames had a body and hands); a clip that does not decode is
+reported in ``skipped`` with the reason and never trained on; the batch goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class PoseFit:
 
 def clip_landmarks(path: str | Path, settings: PoseSettings, cache: LandmarkCache | None = None):
     """The `Landmarks` of one clip's frame grid: from `cache` when given, else extracted. Raises `ClipError`."""
-    return cache.get(path) if cache is not None else extract_landmarks(path, settings.frames, settings.decode_size)
+    return cache.get(path) if cache is not None else extract_landmarks(path, settings.frames, settings.decode_size, settings.hands)
 
 
 def clip_sequence(path: str | Path, settings: PoseSettings, cache: LandmarkCache | None = None) -> PoseSequence:
@@ -68,7 +69,7 @@ def load_sequences(items: list[tuple[Path, str]], classes: list[str], settings: 
 def fit_pose(train: list[tuple[Path, str]], val: list[tuple[Path, str]], classes: list[str],
              settings: PoseSettings, cache_dir: str | Path | None, seed: int = 0) -> PoseFit:
     """Extract (or read cached) landmarks of every clip, train the pose classifier, report what was skipped."""
-    cache = LandmarkCache(cache_dir, settings.frames, settings.decode_size) if cache_dir is not None else None
+    cache = LandmarkCache(cache_dir, settings.frames, settings.decode_size, settings.hands) if cache_dir is not None else None
     train_seqs, train_labels, skipped = load_sequences(train, classes, settings, cache)
     val_seqs, val_labels, skipped_val = load_sequences(val, classes, settings, cache)
     model, report = train_pose_classifier(train_seqs, train_labels, val_seqs, val_labels, list(classes), settings, seed)
@@ -81,16 +82,21 @@ class PosePipeline:
     def __init__(self, model: PoseClassifier, settings: PoseSettings, cache_dir: str | Path | None = None):
         self.model = model
         self.settings = settings
-        self.cache = LandmarkCache(cache_dir, settings.frames, settings.decode_size) if cache_dir is not None else None
+        self.cache = LandmarkCache(cache_dir, settings.frames, settings.decode_size, settings.hands) if cache_dir is not None else None
 
     @property
     def classes(self) -> list[str]:
         return self.model.classes
 
     def predict(self, path: str | Path) -> dict[str, float]:
-        """Probability of every class for one clip (they sum to 1). Raises `ClipError` for a clip that cannot be used."""
-        proba = self.model.predict_proba([clip_sequence(path, self.settings, self.cache)])[0]
-        return {name: float(p) for name, p in zip(self.classes, proba)}
+        """Probability of every class for one clip (they sum to 1). Raises `ClipError` for a clip that does not decode."""
+        return self.predict_seen(path)[0]
+
+    def predict_seen(self, path: str | Path) -> tuple[dict[str, float], dict[str, int]]:
+        """(probabilities, what was seen: ``{"frames": 16, "body": 3, "hands": 12}``) for one clip."""
+        landmarks = clip_landmarks(path, self.settings, self.cache)
+        proba = self.model.predict_proba([pose_sequence(landmarks)])[0]
+        return {name: float(p) for name, p in zip(self.classes, proba)}, landmarks.seen()
 
     def save(self, folder: str | Path) -> Path:
         """Write the classifier files and ``pose_settings.json`` into `folder`."""

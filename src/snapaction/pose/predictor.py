@@ -59,8 +59,8 @@ class PosePredictor:
         if not isinstance(clip, (str, Path)):
             raise ValueError("the pose model classifies clips on disk (a path), not decoded frames")
         started = time.perf_counter()
-        values = self.pipeline.predict(clip)
-        return self._prediction(values, time.perf_counter() - started)
+        values, seen = self.pipeline.predict_seen(clip)
+        return self._prediction(values, time.perf_counter() - started, seen)
 
     def predict_many(self, clips, views: int = 1, crops: int = 1, batch_clips: int = 4):
         """Predictions for many clips, yielded as (clip, Prediction or ClipError): a bad clip never stops the rest."""
@@ -83,7 +83,7 @@ class PosePredictor:
         return float(self.clip_seconds or 2.0)
 
     def timeline(self, path, stride_s: float | None = None, window_s: float | None = None, batch: int = 8) -> list[Window]:
-        """Probabilities for windows slid over a video; a window with no person in enough frames is left out (logged)."""
+        """Probabilities for windows slid over a video; every window is classified, with nobody in view or not."""
         from ..pose.features import pose_sequence
         from ..pose.landmarks import grid_indices, landmarks_at
         from ..timeline import window_frames, window_starts
@@ -95,18 +95,17 @@ class PosePredictor:
         windows = []
         for start in window_starts(info.duration, window_s, stride_s):
             first, length = window_frames(info, start, window_s)
-            landmarks = landmarks_at(path, first + grid_indices(length, settings.frames), settings.decode_size, info)
-            try:
-                sequence = pose_sequence(landmarks, settings.min_person_frames)
-            except ClipError as err:
-                log.info("window at %.2f s left out: %s", start, err.reason)
-                continue
+            landmarks = landmarks_at(path, first + grid_indices(length, settings.frames), settings.decode_size, info, settings.hands)
+            sequence = pose_sequence(landmarks)
             probs = self.pipeline.model.predict_proba([sequence])[0]
             values = {c: float(p) for c, p in zip(self.classes, probs)}
             windows.append(Window(float(start), float(min(start + window_s, info.duration)), self.classes[int(np.argmax(probs))], values))
         return windows
 
-    def _prediction(self, values: dict[str, float], seconds: float) -> Prediction:
+    def _prediction(self, values: dict[str, float], seconds: float, seen: dict[str, int] | None = None) -> Prediction:
+        from ..pose.features import thin_evidence
+
         total = sum(values.values())
         values = {c: v / total for c, v in values.items()}
-        return Prediction(max(values, key=values.get), values, 1, seconds)
+        thin = seen is not None and thin_evidence(seen, self.pipeline.settings.min_person_frames)
+        return Prediction(max(values, key=values.get), values, 1, seconds, seen, thin)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..video import probe, read_frames
 
-from .landmarks import Landmarks, detect, grid_indices
+from .landmarks import Landmarks, grid_indices
 from .skeleton import CONNECTIONS, NAMES
 
 VISIBLE = 0.5
@@ -50,19 +50,70 @@ def draw_skeleton(frame: np.ndarray, points: np.ndarray, visibility: np.ndarray)
     return np.asarray(image)
 
 
-def write_preview(clip_path: str | Path, out_png: str | Path, frames: int = 6, size: int = 240) -> Path:
+HAND_BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
+              (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
+"""MediaPipe Hands' 21-point connections (``mp.solutions.hands.HAND_CONNECTIONS``)."""
+
+
+def draw_hands(frame: np.ndarray, hands: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """`frame` with each found hand (``hands`` (2, 21, 3) in [0, 1], ``present`` (2,)) drawn: left hand blue, right orange."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    h, w = frame.shape[:2]
+    line = max(1, round(min(w, h) / 200))
+    for side, colour in ((0, (80, 160, 255)), (1, (255, 170, 40))):
+        if not present[side]:
+            continue
+        px = hands[side, :, :2] * (w, h)
+        for a, b in HAND_BONES:
+            draw.line([tuple(px[a]), tuple(px[b])], fill=colour, width=line)
+    return np.asarray(image)
+
+
+def mark_missing(frame: np.ndarray, text: str) -> np.ndarray:
+    """`frame` with a red border and `text` in its top-left corner (a frame where the model found no body)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    h, w = frame.shape[:2]
+    edge = max(2, round(min(w, h) / 60))
+    draw.rectangle([0, 0, w - 1, h - 1], outline=(230, 40, 40), width=edge)
+    draw.rectangle([edge, edge, edge + 7 * len(text) + 6, edge + 14], fill=(230, 40, 40))
+    draw.text((edge + 3, edge + 2), text, fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+def write_preview(clip_path: str | Path, out_png: str | Path, frames: int = 6, size: int = 240, hands: bool = True) -> Path:
     """Write a PNG strip of `frames` frames spread over the clip (short side `size` px), with the skeleton drawn.
 
-    Frames with no person found are shown without a skeleton. Returns the PNG's path.
+    Frames with no body found get a red border and "no body" ("nobody in view"
+    when no hand was found either). Returns the PNG's path; `preview` also says what was seen.
     """
+    return preview(clip_path, out_png, frames, size, hands)[0]
+
+
+def preview(clip_path: str | Path, out_png: str | Path, frames: int = 6, size: int = 240, hands: bool = True) -> tuple[Path, dict]:
+    """`write_preview`, returning (PNG path, what was seen: ``{"frames", "body", "hands"}``)."""
     from PIL import Image
+
+    from .landmarks import frames_landmarks
 
     info = probe(clip_path)
     indices = grid_indices(info.num_frames, frames)
     size = size if size < min(info.width, info.height) else None
     pixels = read_frames(clip_path, indices, size=size, info=info)
-    image, _, visibility, present = detect(pixels)
-    drawn = [draw_skeleton(f, image[i, :, :2], visibility[i]) if present[i] else f for i, f in enumerate(pixels)]
+    found = frames_landmarks(pixels, indices / max(info.fps, 1e-9), info.width, info.height, Path(clip_path), hands)
+    drawn = []
+    for i, f in enumerate(pixels):
+        f = draw_hands(f, found.hands[i], found.hand_present[i])
+        if found.present[i]:
+            f = draw_skeleton(f, found.image[i, :, :2], found.visibility[i])
+        else:
+            f = mark_missing(f, "no body" if found.hand_present[i].any() else "nobody in view")
+        drawn.append(f)
     import io
 
     from ..errors import SnapActionError
@@ -76,4 +127,4 @@ def write_preview(clip_path: str | Path, out_png: str | Path, frames: int = 6, s
         atomic_write(Path(out_png), buf.getvalue())
     except OSError as err:
         raise SnapActionError(f"cannot write the preview {out_png}: {err.strerror or err}; pass --out a path you can write to") from None
-    return out_png
+    return out_png, found.seen()

@@ -51,6 +51,8 @@ class PoseReport:
     num_val: int = 0
     pool_size: int = 0
     note: str = ""
+    no_body: int = 0
+    """Training and validation clips with no body found in any frame (trained on and judged like the rest)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +78,8 @@ def train_pose_classifier(train_seqs: list[PoseSequence], train_labels, val_seqs
     train_labels = np.asarray(train_labels, np.int64)
     pool, pool_labels = training_pool(train_seqs, train_labels, settings, rng)
     kinds = ["stats", "temporal"] if settings.classifier == "auto" else [settings.classifier]
-    models, report = {}, PoseReport(chosen=kinds[0], num_train=len(train_seqs), num_val=len(val_seqs), pool_size=len(pool))
+    models, report = {}, PoseReport(chosen=kinds[0], num_train=len(train_seqs), num_val=len(val_seqs), pool_size=len(pool),
+                                    no_body=sum(not s.body.any() for s in [*train_seqs, *val_seqs]))
     for kind in kinds:
         start = time.perf_counter()
         models[kind] = create_classifier(kind, classes, settings).fit(pool, pool_labels, np.random.default_rng([seed, len(report.train_seconds)]))

@@ -120,9 +120,17 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
         return {"status": "ok"}
 
     @app.get("/api/project", summary="Classes, clips, warnings, models, runs and the training state")
-    def api_project() -> dict:
+    def api_project(model: str | None = Query(None, description="'pose': each class also says in how many of its clips "
+                                               "the pose model saw a person (from landmarks cached by training)")) -> dict:
         job = trainer.job
-        return {**project.summary(), "models": model_options(), "runs": [_run_entry(n, p) for n, p in runs().items()],
+        summary = project.summary()
+        if model == "pose":
+            from ..pose.landmarks import landmark_dir
+            from ..training.config import DEFAULT_CACHE
+
+            for entry in summary["classes"]:
+                entry["people"] = project.people(entry["name"], landmark_dir(cache_dir or DEFAULT_CACHE))
+        return {**summary, "models": model_options(), "runs": [_run_entry(n, p) for n, p in runs().items()],
                 "training": None if job is None else {"run": job.name, "finished": job.finished, "events": len(job.events)},
                 "max_upload_mb": max_upload_mb, "version": __version__}
 

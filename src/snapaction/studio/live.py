@@ -75,6 +75,7 @@ class LiveModel:
     def __init__(self, predictor):
         self.predictor = predictor
         self.pose = getattr(predictor, "pipeline", None) is not None
+        self._seen = None
         self.window_seconds = float(predictor.window_seconds(None))
         grid = predictor.pipeline.settings.frames if self.pose else (predictor.sampling.grid or predictor.sampling.num_frames)
         self.fps = min(MAX_FPS, max(MIN_FPS, math.ceil(grid / self.window_seconds)))
@@ -89,10 +90,11 @@ class LiveModel:
         """One frame taken at `t` seconds; `ValueError` (one sentence) when it is not an image."""
         frame = decode_jpeg(jpeg)
         if self.pose:
-            from ..pose.landmarks import detect
+            from ..pose.landmarks import frames_landmarks
 
-            image, world, visibility, present = detect(frame[None])
-            self.window.add(t, (image[0], world[0], visibility[0], present[0], frame.shape))
+            found = frames_landmarks(frame[None], [t], frame.shape[1], frame.shape[0], None, self.predictor.pipeline.settings.hands)
+            self.window.add(t, (found.image[0], found.world[0], found.visibility[0], found.present[0], frame.shape,
+                                found.hands[0], found.hand_present[0]))
         else:
             self.window.add(t, frame)
 
@@ -110,8 +112,14 @@ class LiveModel:
 
         top = max(values, key=values.get)
         gap = margin(values)
-        return {"frame_time": newest, "label": top, "probabilities": values, "margin": gap, "unsure": bool(gap < UNSURE_MARGIN),
-                "frames": len(items), "model_ms": round(1000 * (time.perf_counter() - started), 1)}
+        seen = self._seen if self.pose else None  # the pose model: frames of its grid with a body and with hands
+        thin = False
+        if seen is not None:
+            from ..pose.features import thin_evidence
+
+            thin = thin_evidence(seen, self.predictor.pipeline.settings.min_person_frames)
+        return {"frame_time": newest, "label": top, "probabilities": values, "margin": gap, "unsure": bool(gap < UNSURE_MARGIN or thin),
+                "seen": seen, "frames": len(items), "model_ms": round(1000 * (time.perf_counter() - started), 1)}
 
     def _video(self, frames: list[np.ndarray]) -> dict[str, float]:
         shape = frames[-1].shape
@@ -129,6 +137,8 @@ class LiveModel:
         height, width = chosen[-1][4][:2]
         landmarks = Landmarks(np.stack([c[0] for c in chosen]), np.stack([c[1] for c in chosen]),
                               np.stack([c[2] for c in chosen]), np.array([c[3] for c in chosen], bool),
-                              times[pick] - times[0], int(width), int(height), None)
-        proba = self.predictor.pipeline.model.predict_proba([pose_sequence(landmarks, settings.min_person_frames)])[0]
+                              times[pick] - times[0], int(width), int(height), None,
+                              np.stack([c[5] for c in chosen]), np.stack([c[6] for c in chosen]))
+        self._seen = landmarks.seen()
+        proba = self.predictor.pipeline.model.predict_proba([pose_sequence(landmarks)])[0]
         return {c: float(p) for c, p in zip(self.predictor.classes, proba)}

@@ -251,6 +251,38 @@ class Project:
         return {"root": str(self.root), "data": str(self.data), "classes": classes,
                 "ready": sum(c["usable"] > 0 for c in classes) >= 2}
 
+    def people(self, name: str, landmark_folder: str | Path) -> dict:
+        """What the pose model saw in a class's usable clips, from the landmarks already cached (training a pose
+        run caches them; nothing is extracted here, so the page never waits on MediaPipe).
+
+        ``{"clips": usable clips, "looked_at": clips with cached landmarks, "person": those with a body or hands in
+        enough frames to be sure, "body": with a body in any frame, "nobody": with neither in any frame}``.
+        """
+        from ..pose.features import thin_evidence
+        from ..pose.landmarks import LandmarkCache
+        from ..pose.settings import PoseSettings
+
+        settings = PoseSettings()
+        cache = LandmarkCache(landmark_folder, settings.frames, settings.decode_size, settings.hands)
+        out = {"clips": 0, "looked_at": 0, "person": 0, "body": 0, "nobody": 0}
+        for clip in self.clips(name):
+            if clip.problem:
+                continue
+            out["clips"] += 1
+            path = self.clip_path(name, clip.name)
+            entry = cache.entry(path)
+            if not entry.is_file():
+                continue
+            landmarks = cache._read(entry, path)
+            if landmarks is None:
+                continue
+            seen = landmarks.seen()
+            out["looked_at"] += 1
+            out["person"] += not thin_evidence(seen, settings.min_person_frames)
+            out["body"] += seen["body"] > 0
+            out["nobody"] += seen["body"] == 0 and seen["hands"] == 0
+        return out
+
     def _warnings(self, entry: dict, most: int) -> list[str]:
         n, settings = entry["usable"], self.check
         out = [f"{c['name']} cannot be used: {c['problem']}" for c in entry["clips"] if c["problem"]]

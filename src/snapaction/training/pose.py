@@ -44,6 +44,9 @@ def fit(cfg: TrainConfig) -> TrainResult:
     val_accuracy = report.val_accuracy.get(report.chosen)
     rows = [{"classifier": kind, "val_accuracy": report.val_accuracy[kind], "seconds": report.train_seconds[kind],
              "chosen": kind == report.chosen} for kind in report.val_accuracy]
+    if report.no_body:
+        print(f"pose: {report.no_body} of {report.num_train + report.num_val} clips had no body in view in any frame; "
+              "they are trained on and judged as they are (what the model sees there is part of the class)", flush=True)
     for row in rows:
         print(f"pose: {row['classifier']:>8} classifier  val acc {row['val_accuracy'] if row['val_accuracy'] is not None else float('nan'):.3f}"
               f"  {row['seconds']:.1f}s" + ("  *" if row["chosen"] else ""), flush=True)

@@ -66,7 +66,12 @@ class WindowOut(BaseModel):
 class PredictOut(BaseModel):
     label: str = Field(description="the most likely class")
     probabilities: dict[str, float] = Field(description="every class of the run; the values sum to 1")
-    unsure: bool = Field(description="true when the top class leads the runner-up by less than 0.15: the model cannot tell them apart here")
+    unsure: bool = Field(description="true when the top class leads the runner-up by less than 0.15 (the model cannot tell them apart here), "
+                         "or when the model saw little (the pose model: a body and hands each in under a quarter of its frames)")
+    why_unsure: str = Field("", description="why the prediction is unsure, in words; empty when it is not")
+    seen: dict[str, int] | None = Field(
+        None, description="pose runs only: frames the model looked at, and how many of them had a body and a hand: "
+        '{"frames": 16, "body": 3, "hands": 12}')
     margin: float = Field(description="probability of the top class minus that of the runner-up")
     views: int = Field(description="temporal views averaged")
     seconds: float = Field(description="time the model took, decoding included")
@@ -281,6 +286,8 @@ def _infer(predictor, path: Path, clip: VideoInfo, views: int, timeline: bool) -
         "label": pred.label,
         "probabilities": {str(k): float(v) for k, v in pred.probabilities.items()},
         "unsure": bool(pred.unsure),
+        "why_unsure": pred.why_unsure(),
+        "seen": getattr(pred, "seen", None),
         "margin": float(pred.margin),
         "views": int(pred.views),
         "seconds": float(pred.seconds),

@@ -43,7 +43,8 @@ async function guarded(work) {
 // --- the project ------------------------------------------------------------------
 
 async function refresh() {
-  const project = await api("GET", "/api/project");
+  const pose = $("model").value === "pose";  // the pose model: cards also say in how many clips it saw a person
+  const project = await api("GET", "/api/project" + (pose ? "?model=pose" : ""));
   state.project = project;
   $("project-info").textContent = "Project " + project.root + " · clips in " + project.data;
   renderClasses(project.classes);
@@ -62,10 +63,18 @@ function renderClasses(classes) {
   if (!classes.length) box.append(el("p", { className: "muted", textContent: "No classes yet: add one above, e.g. the first action you want recognised." }));
 }
 
+function peopleText(people) {
+  if (!people || !people.clips) return "";
+  if (!people.looked_at) return " · pose model: not looked at yet (training finds the people)";
+  return " · pose model: a person in " + people.person + " of " + people.looked_at + " looked at"
+    + (people.nobody ? ", nobody in view in " + people.nobody : "")
+    + (people.looked_at < people.clips ? " (" + (people.clips - people.looked_at) + " not yet)" : "");
+}
+
 function classCard(c) {
   const card = el("article", { className: "class-card" });
   card.dataset.class = c.name;
-  const count = el("span", { className: "muted clip-count", textContent: c.usable + " usable of " + c.clips.length + " clip" + (c.clips.length === 1 ? "" : "s") });
+  const count = el("span", { className: "muted clip-count", textContent: c.usable + " usable of " + c.clips.length + " clip" + (c.clips.length === 1 ? "" : "s") + peopleText(c.people) });
   const title = el("h3", { textContent: c.name });
   const record = el("button", { type: "button", className: "primary record-button", textContent: "Record" });
   record.setAttribute("aria-label", "Record a clip of " + c.name);
@@ -232,7 +241,7 @@ function renderModels(models) {
   }
   const notes = models.filter((m) => !m.available).map((m) => m.label + ": " + m.reason);
   $("model-note").textContent = notes.join(" ");
-  select.onchange = showModelFields;
+  select.onchange = () => { showModelFields(); refresh(); };  // the class cards count what the chosen model sees
   showModelFields();
 }
 function showModelFields() {
@@ -313,7 +322,7 @@ function onTrainEvent(ev) {
     if (ev.validation && ev.validation.clips) text += " The confusion matrix below is on its " + ev.validation.clips + " validation clips.";
     if (ev.validation && ev.validation.error) text += " No confusion matrix: " + ev.validation.error;
     status.textContent = text;
-    showSkipped(ev.skipped || [], ev.pose ? "Left out (no person in enough frames, or unreadable):" : "Left out (unreadable):");
+    showSkipped(ev.skipped || [], "Left out (could not be used):");  // on the page, not only in the terminal
     refresh().then(() => { showRunFigures(ev.run); $("live-run").value = ev.run; });
   }
 }
@@ -421,7 +430,8 @@ function onLiveMessage(live, msg) {
   live.stamps.push(now);
   if (live.latencies.length > 30) { live.latencies.shift(); live.stamps.shift(); }
   if (msg.label === null) { $("live-top").textContent = "–"; $("live-note").textContent = msg.detail; return; }
-  $("live-top").textContent = msg.label + (msg.unsure ? " (unsure)" : "");
+  $("live-top").textContent = msg.label + (msg.unsure ? " (unsure)" : "")
+    + (msg.seen ? " · body in " + msg.seen.body + ", hands in " + msg.seen.hands + " of " + msg.seen.frames + " frames" : "");
   for (const row of $("live-bars").children) {
     const p = msg.probabilities[row.dataset.class] || 0;
     row.dataset.probability = String(p);

@@ -147,12 +147,16 @@ function render(result, roundTrip) {
   el.unsure.hidden = !result.unsure;
   if (result.unsure) {
     const second = ranked.length > 1 ? ranked[1][0] : "";
-    el.unsure.textContent = "Unsure: " + result.label + " leads " + second + " by only "
+    const close = "Unsure: " + result.label + " leads " + second + " by only "
       + (100 * result.margin).toFixed(1) + " points; the model cannot tell them apart in this clip.";
+    el.unsure.textContent = result.margin < 0.15 ? close : "Unsure: " + result.why_unsure + ".";
   }
+  const seen = result.seen;  // the pose model says what it could see, sure or not
   el.timing.textContent = "Model " + secs(result.seconds) + " · with upload " + secs(roundTrip)
     + " · " + result.views + (result.views === 1 ? " view" : " views")
-    + " · video " + secs(result.duration);
+    + " · video " + secs(result.duration)
+    + (seen ? " · seen: a body in " + seen.body + " and hands in " + seen.hands + " of " + seen.frames + " frames"
+      + (seen.body === 0 && seen.hands === 0 ? " (nobody in view)" : "") : "");
   el.bars.replaceChildren(...ranked.map(([name, p], i) => barRow(name, p, i === 0)));
   if (result.windows && result.windows.length > 1) renderTimeline(result.windows, result.duration);
   if (result.skeleton) {
