@@ -30,6 +30,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on one worker per co
     logging.setLogRecordFactory(_escaped_record)
 
 
+def _test_clients_speak_as_this_machine():
+    """The local apps answer only to their own names (snapaction.web.guard): starlette's TestClient says
+    "testserver" unless told otherwise, so in the tests it says 127.0.0.1, as a browser on this machine does.
+    (Set when this file is imported: module- and session-scoped fixtures make clients before any function fixture.)"""
+    from functools import partialmethod
+
+    from starlette.testclient import TestClient
+
+    TestClient.__init__ = partialmethod(TestClient.__init__, base_url="http://127.0.0.1")
+    connect = TestClient.websocket_connect  # which joins its path to ws://testserver itself
+
+    def websocket_connect(self, url, *args, **kwargs):
+        return connect(self, url if "://" in url else "ws://127.0.0.1" + url, *args, **kwargs)
+
+    TestClient.websocket_connect = websocket_connect
+
+
+_test_clients_speak_as_this_machine()
+
+
 # Files whose tests start processes, browsers or trainings, costliest first (measured with --durations). Workers take
 # files in collection order: these go first, so that the two workers end together instead of one waiting while
 # the other runs a long file that came last (xdist's own reordering, by number of tests, put the costliest last).

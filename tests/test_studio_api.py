@@ -418,7 +418,10 @@ def test_studio_command_warns_when_listening_beyond_this_machine(monkeypatch, ca
 
     assert main(["studio", str(tmp_path / "p"), "--host", host, "--port", "0"]) == 0
     out = capsys.readouterr()
-    assert served and ("lets other machines on the network use the studio" in out.err) == warned
+    assert served and ("lets other machines on the network reach the studio" in out.err) == warned
+    if warned:  # beyond loopback the printed address carries the token the app asks for
+        token = served[0].user_middleware[0].kwargs["access"].token
+        assert len(token) >= 32 and f"/?token={token}" in out.out and "needs the token" in out.err
     assert "SnapAction studio for" in out.out and (tmp_path / "p" / "data").is_dir()
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..web.guard import Access, add_access_arguments, beyond_loopback_warning
+
 from ..config import add_arguments as add_options, from_args
 from ..engines import Inference
 
@@ -25,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="address to listen on; anything but a loopback address lets other machines reach the app (default: %(default)s)",
     )
+    add_access_arguments(parser)
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
     parser.add_argument(
         "--max-upload-mb", type=float, default=200, help="largest video accepted, in MB (default: %(default)s)"
@@ -43,29 +46,26 @@ def run(args: argparse.Namespace) -> int:
     from . import load_run
 
     load_run(args.run)  # a wrong folder is one sentence at once, before anything heavy is loaded
-    from ..web.app import bind_socket, create_app, is_loopback, serve, url
+    from ..web.app import bind_socket, create_app, serve
 
+    access = Access.for_host(args.host, args.allow_host, args.token)
     sock = bind_socket(args.host, args.port)  # a busy port, too, is said before the weights are loaded
     try:
         from ..predict import Predictor
 
         how = from_args(Inference, args)
         predictor = Predictor.load(args.run, device=args.device, engine=how.engine, precision=how.precision, seek=how.seek)  # RunError: one sentence, exit status 2
-        app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue)
+        app = create_app(predictor, max_upload_mb=args.max_upload_mb, queue_size=args.queue, access=access)
     except BaseException:
         sock.close()
         raise
-    if not is_loopback(args.host):
-        print(
-            f"warning: listening on {args.host} lets other machines on the network use this app, "
-            "and it has no login; use --host 127.0.0.1 to keep it on this machine.",
-            file=sys.stderr,
-        )
+    warning = beyond_loopback_warning(access, "this app")
+    if warning:
+        print(warning, file=sys.stderr)
     port = sock.getsockname()[1]
-    host = args.host.strip("[]")
-    where = url(host, port)
-    if host in ("0.0.0.0", "::"):  # every address of this machine; the browser here needs a real one
-        where = f"{url('127.0.0.1', port)} (other machines: this machine's address, port {port})"
+    where = access.address(port)
+    if args.host.strip("[]") in ("0.0.0.0", "::"):  # every address of this machine; the browser here needs a real one
+        where += f" (other machines: this machine's address, port {port})"
     print(f"Serving the run in {args.run} at {where}  (Ctrl+C to stop)", flush=True)
     serve(app, sock)
     return 0

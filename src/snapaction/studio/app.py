@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..errors import ClipError, SnapActionError
 from ..video import probe
+from ..web.guard import Access, Guard
 from ..web.app import CONTENT_SECURITY_POLICY, STATIC as WEB_STATIC, add_error_handlers, run_figures
 from ..web.upload import UploadError, clip_message, receive_upload, remove
 from .jobs import Busy, Trainer, trainer_of
@@ -67,11 +68,12 @@ class TrainIn(BaseModel):
 
 
 def create_studio_app(project_dir: str | Path, run: str | Path | None = None, cache_dir: str | None = None,
-                      max_upload_mb: float = 200) -> FastAPI:
+                      max_upload_mb: float = 200, access=None) -> FastAPI:
     """The studio over the project folder `project_dir` (created if missing).
 
     `run`: a run folder trained elsewhere (by the CLI) offered for live mode beside the project's own runs;
-    `cache_dir`: where training caches decoded clips (default: `snapaction train`'s).
+    `cache_dir`: where training caches decoded clips (default: `snapaction train`'s);
+    `access`: who may use it (`snapaction.web.guard.Access`: this machine's own page and programs by default).
     """
     from ..run import RunInfo
 
@@ -87,6 +89,7 @@ def create_studio_app(project_dir: str | Path, run: str | Path | None = None, ca
     app = FastAPI(title="SnapAction studio", version=__version__, docs_url=None, redoc_url=None,
                   description="Classes of clips, training with live progress, and live predictions, on this machine.")
     app.state.project, app.state.trainer = project, trainer
+    app.add_middleware(Guard, access=access or Access())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/web-static", StaticFiles(directory=WEB_STATIC), name="web-static")  # the serve page's stylesheet, shared
     add_error_handlers(app)

@@ -15,7 +15,6 @@ when their request is done, whatever happened.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import tempfile
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import __version__
 from ..errors import ClipError, ConfigError, SnapActionError
 from ..video import VideoInfo, probe
+from .guard import CONTENT_SECURITY_POLICY, Access, Guard, is_loopback  # noqa: F401  (is_loopback: its home is guard)
 from .upload import UploadError, clip_message as _clip_message, receive_video, remove
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,6 @@ STATIC = Path(__file__).parent / "static"
 MAX_VIEWS = 10
 MAX_WINDOWS = 120
 """A long video's timeline has at most about this many windows: the stride grows past half a window to keep it so."""
-
-# The page may load nothing from anywhere but this server (blob: and
-# mediastream: are the chosen clip and the webcam, both local).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="one sentence saying what went wrong and what to do")
@@ -149,12 +141,14 @@ def create_app(
     max_upload_mb: float = 200,
     tmp_dir: str | Path | None = None,
     queue_size: int = 16,
+    access: Access | None = None,
 ) -> FastAPI:
     """The FastAPI app serving `predictor`: the page at /, the API under /api, /healthz.
 
     `max_upload_mb` caps one upload; `tmp_dir` is where uploads are written
     while they are classified (the system's temporary folder by default);
-    `queue_size` is how many inference requests may wait or run at once.
+    `queue_size` is how many inference requests may wait or run at once;
+    `access` says who may use it (`snapaction.web.guard`: this machine's own page and programs by default).
     """
     problems = []
     if not max_upload_mb > 0:
@@ -185,6 +179,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.queue = queue
+    app.add_middleware(Guard, access=access or Access())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     add_error_handlers(app)
@@ -331,16 +326,6 @@ def add_error_handlers(app: FastAPI) -> None:
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
-
-
-def is_loopback(host: str) -> bool:
-    """True when `host` only accepts connections from this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
