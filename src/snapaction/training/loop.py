@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, Interrupted
 from .config import TrainConfig, TrainResult
-from .recipe import fit_to_budget, is_better, lr_factor, smooth_targets, soft_cross_entropy
+from .recipe import asks_for_more, fit_to_budget, is_better, lr_factor, smooth_targets, soft_cross_entropy
 from .setup import Setup, prepare
 
 log = logging.getLogger(__name__)
@@ -260,15 +260,6 @@ def interrupted_message(run_dir, state: dict, checkpointed: int, running: int | 
 def finished_record(cfg: TrainConfig, state: dict) -> dict:
     """What a finished run's last checkpoint keeps of how it ended, for `--resume` to tell a finished run from a stopped one."""
     return {"stopped_by": state["stopped_by"], "epoch": state["epoch"], "epochs_asked": cfg.epochs, "max_minutes": cfg.max_minutes}
-
-
-def asks_for_more(cfg: TrainConfig, finished: dict) -> bool:
-    """True when `cfg` asks a finished run for more: a larger --max-minutes for a run its budget ended (at the
-    same budget it would end again at once), else a larger --epochs than it was asked for."""
-    if finished["stopped_by"] == "budget":
-        budget = finished.get("max_minutes")
-        return cfg.max_minutes is None or budget is None or cfg.max_minutes > budget
-    return cfg.epochs > finished["epochs_asked"]
 
 
 def note_failures(dataset, failed: list, failures: dict[str, str]) -> None:

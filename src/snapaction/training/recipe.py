@@ -62,6 +62,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def asks_for_more(cfg, finished: dict) -> bool:
+    """True when `cfg` asks a finished run for more: a larger --max-minutes for a run its budget ended (at the
+    same budget it would end again at once), else a larger --epochs than it was asked for."""
+    if finished["stopped_by"] == "budget":
+        budget = finished.get("max_minutes")
+        return cfg.max_minutes is None or budget is None or cfg.max_minutes > budget
+    return cfg.epochs > finished["epochs_asked"]
+
+
 def fit_to_budget(epochs_asked: int, epoch_seconds: list[float], budget_s: float | None) -> int:
     """Epochs the learning-rate schedule is laid out for: all `epochs_asked`, or as many as the time budget
     allows at the pace of the epochs so far, whichever ends first (never fewer than have run).

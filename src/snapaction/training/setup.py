@@ -97,7 +97,7 @@ def finished_result(cfg: TrainConfig):
 
     from ..run import RunInfo, checkpoint_state, is_run, read_report
     from .config import TrainResult
-    from .loop import asks_for_more
+    from .recipe import asks_for_more
 
     run_dir = Path(cfg.out)
     report = read_report(run_dir) if is_run(run_dir) else {}
