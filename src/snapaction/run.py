@@ -114,6 +114,9 @@ def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
     tmp = temp_dir(run_dir, ".weights-")
     unwrapped.save_pretrained(tmp)
     if mode == "lora":
+        from .hf import clear_merged
+
+        clear_merged(run_dir)  # a resumed run's merged weights are older than this adapter: rewritten when it finishes
         move_files_into(tmp, run_dir)
     else:
         replace_dir(tmp, run_dir / "model")
@@ -137,6 +140,8 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
         from .models import scratch  # noqa: F401  registers the scratch architecture
 
         folder = run_dir / "model"
+        if not folder.is_dir() and (run_dir / "config.json").is_file():  # an `export --hf` folder: the model is the root
+            folder = run_dir
         if not (folder / "config.json").is_file():
             raise RunError(f"{run_dir} has no trained weights (model/ is missing); the run may not have finished an epoch")
         return AutoModelForVideoClassification.from_pretrained(folder)
@@ -152,9 +157,12 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
     if info.weights == "adapter":
         from peft import PeftModel
 
-        if not (run_dir / "adapter_model.safetensors").is_file():
+        from .hf import adapter_dir
+
+        folder = adapter_dir(run_dir)
+        if not (folder / "adapter_model.safetensors").is_file():
             raise RunError(f"{run_dir} has no adapter_model.safetensors; the run may not have finished an epoch")
-        return PeftModel.from_pretrained(base, run_dir).merge_and_unload()
+        return PeftModel.from_pretrained(base, folder).merge_and_unload()
     from safetensors.torch import load_file
 
     path = run_dir / "head.safetensors"
@@ -206,6 +214,11 @@ def write_train_report(run_dir: Path, result, rows: list[dict], trainable: int, 
             **(extra or {}),
         },
     )
+
+
+def update_report(run_dir: str | Path, **fields) -> None:
+    """Set `fields` in the run's ``report.json`` (the rest kept), e.g. clip counts or held-out figures for the model card."""
+    atomic_json(Path(run_dir) / REPORT_FILE, {**read_report(run_dir), **fields})
 
 
 def read_report(run_dir: str | Path) -> dict:
