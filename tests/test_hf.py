@@ -238,3 +238,20 @@ def test_export_hf_refuses_a_folder_it_did_not_write(lora_run, tmp_path, capsys)
     assert (keep / "notes.txt").read_text() == "mine"
     assert main(["export", str(lora_run), "--hf", str(lora_run / "hf")]) == 2
     assert "is inside the run folder" in capsys.readouterr().err
+
+
+def test_the_readme_upload_leaves_out_checkpoints_and_reports(lora_run, tmp_path):
+    from huggingface_hub.utils import filter_repo_objects
+
+    from snapaction.hf import UPLOAD_EXCLUDE
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "hf upload USER/NAME runs/kitchen " + " ".join(f'--exclude "{p}"' for p in UPLOAD_EXCLUDE) in readme
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    for name in ("checkpoint/optimizer.bin", "checkpoint/state.json", "eval-test/report.json", "curves.png"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("x")
+    files = [p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()]
+    kept = sorted(filter_repo_objects(files, ignore_patterns=list(UPLOAD_EXCLUDE)))
+    assert kept == ["config.json", "model.safetensors", "preprocessor_config.json", "snapaction.json"]

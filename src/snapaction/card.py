@@ -29,6 +29,11 @@ LICENSE_MEANING = {
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def loads_in_transformers(info) -> bool:
+    """True for runs whose weights are a transformers video classifier (every form but pose and ONNX)."""
+    return info.weights in ("adapter", "model", "head")
+
+
 def hub_id(backbone: str) -> str | None:
     """`backbone` when it names a Hub repository (owner/name, not a folder on this machine), else None."""
     from .models.presets import preset
@@ -41,8 +46,6 @@ def hub_id(backbone: str) -> str | None:
 def card_data(info, report: dict):
     """The card's metadata (`huggingface_hub.ModelCardData`)."""
     from huggingface_hub import EvalResult, ModelCardData
-
-    from .hf import loads_in_transformers
 
     base = hub_id(info.backbone)
     results = []

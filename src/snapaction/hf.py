@@ -39,11 +39,13 @@ from .errors import ConfigError, RunError
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = "model.safetensors.index.json"
+from .card import loads_in_transformers
+from .run import ADAPTER_DIR, INDEX_FILE, adapter_dir, clear_merged  # noqa: F401  (their home: the run folder's owner)
+
 PROCESSOR_FILE = "preprocessor_config.json"
-WEIGHT_FILES = ("config.json", "model.safetensors", INDEX_FILE)
-"""The transformers files in a run's root (a LoRA run's merged weights, or an index into ``model/``)."""
-ADAPTER_DIR = "adapter"
+UPLOAD_EXCLUDE = ("checkpoint/*", "adapter/*", "eval-*", "*.png")
+"""What `hf upload USER/NAME RUN` leaves out of a run folder (README's command): the resumable checkpoint (optimizer
+state), the adapter the merged weights already hold, eval reports and plots."""
 EXPORT_FILE = "export.json"
 """Where an export says what it is and where it came from (the ONNX export keeps its own there too)."""
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
@@ -62,11 +64,6 @@ def processor_config(preprocessing: dict) -> dict:
         "do_rescale": True, "rescale_factor": pre.rescale,
         "do_normalize": True, "image_mean": list(pre.mean), "image_std": list(pre.std),
     }
-
-
-def loads_in_transformers(info) -> bool:
-    """True for runs whose weights are a transformers video classifier (every form but pose and ONNX)."""
-    return info.weights in ("adapter", "model", "head")
 
 
 def write_run_files(run_dir: str | Path, info=None) -> list[str]:
@@ -132,18 +129,6 @@ def _move_adapter_aside(run_dir: Path) -> None:
     for name in ADAPTER_FILES:
         (run_dir / name).unlink(missing_ok=True)
     (run_dir / "README.md").unlink(missing_ok=True)  # PEFT's empty template; the run's own card replaces it
-
-
-def adapter_dir(run_dir: str | Path) -> Path:
-    """Where a LoRA run's adapter is: the root while it trains (and in older runs), ``adapter/`` once finished."""
-    run_dir = Path(run_dir)
-    return run_dir if (run_dir / "adapter_model.safetensors").is_file() else run_dir / ADAPTER_DIR
-
-
-def clear_merged(run_dir: str | Path) -> None:
-    """Remove a LoRA run's merged weights: a newer adapter is being written, and the two must never disagree."""
-    for name in WEIGHT_FILES:
-        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 # --- export --hf --------------------------------------------------------------

@@ -106,6 +106,24 @@ def is_run(folder: str | Path) -> bool:
 
 # --- weights ------------------------------------------------------------------
 
+ADAPTER_DIR = "adapter"
+"""Where a finished LoRA run keeps its PEFT adapter; its root holds the merged weights transformers loads (`snapaction.hf`)."""
+INDEX_FILE = "model.safetensors.index.json"
+MERGED_FILES = ("config.json", "model.safetensors", INDEX_FILE)
+
+
+def adapter_dir(run_dir: str | Path) -> Path:
+    """Where a LoRA run's adapter is: the root while it trains (and in older runs), ``adapter/`` once finished."""
+    run_dir = Path(run_dir)
+    return run_dir if (run_dir / "adapter_model.safetensors").is_file() else run_dir / ADAPTER_DIR
+
+
+def clear_merged(run_dir: str | Path) -> None:
+    """Remove a LoRA run's merged weights: a newer adapter is being written, and the two must never disagree."""
+    for name in MERGED_FILES:
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
 
 def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
     """Write a trained model: a PEFT adapter for LoRA (base weights never copied), else the full model."""
@@ -114,8 +132,6 @@ def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
     tmp = temp_dir(run_dir, ".weights-")
     unwrapped.save_pretrained(tmp)
     if mode == "lora":
-        from .hf import clear_merged
-
         clear_merged(run_dir)  # a resumed run's merged weights are older than this adapter: rewritten when it finishes
         move_files_into(tmp, run_dir)
     else:
@@ -156,8 +172,6 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
     base, _ = load_backbone(info.backbone, info.classes)
     if info.weights == "adapter":
         from peft import PeftModel
-
-        from .hf import adapter_dir
 
         folder = adapter_dir(run_dir)
         if not (folder / "adapter_model.safetensors").is_file():

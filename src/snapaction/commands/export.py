@@ -37,7 +37,15 @@ def run(args: argparse.Namespace) -> int:
 
     RunInfo.load(args.run)  # a wrong folder is said at once, before the model libraries load
     if args.hf:
-        return _run_hf(args)
+        from ..errors import ConfigError
+        from ..hf import export_hf
+
+        if args.int8:
+            raise ConfigError("--int8 quantizes an ONNX export; it does not apply to --hf")
+        names = export_hf(args.run, args.hf)
+        print(f"wrote {args.hf}/: {', '.join(names)}")
+        print(f"load it: pipeline('video-classification', model='{args.hf}') with transformers; share it: hf upload USER/NAME {args.hf}")
+        return 0
     from ..engines.export import export_run
 
     report = export_run(args.run, args.onnx, int8=args.int8)
@@ -47,14 +55,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"run it: snapaction predict {args.onnx} CLIPS  (or eval / serve {args.onnx})")
     return 0
 
-
-def _run_hf(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..hf import export_hf
-
-    if args.int8:
-        raise ConfigError("--int8 quantizes an ONNX export; it does not apply to --hf")
-    names = export_hf(args.run, args.hf)
-    print(f"wrote {args.hf}/: {', '.join(names)}")
-    print(f"load it: pipeline('video-classification', model='{args.hf}') with transformers; share it: hf upload USER/NAME {args.hf}")
-    return 0
