@@ -255,3 +255,19 @@ def test_the_readme_upload_leaves_out_checkpoints_and_reports(lora_run, tmp_path
     files = [p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()]
     kept = sorted(filter_repo_objects(files, ignore_patterns=list(UPLOAD_EXCLUDE)))
     assert kept == ["config.json", "model.safetensors", "preprocessor_config.json", "snapaction.json"]
+
+
+def test_a_pose_card_says_how_to_load_it_and_that_transformers_cannot():
+    from huggingface_hub import ModelCard
+
+    from snapaction.card import card_text
+    from snapaction.run import RunInfo
+
+    info = RunInfo(classes=["fall", "walk"], backbone="pose", finetune="full", weights="pose",
+                   sampling={"num_frames": 16}, preprocessing={}, clips={"train": ["a"] * 6, "val": ["b"] * 2})
+    card = ModelCard(card_text(info, {"val_accuracy": 1.0, "pose": {"chosen": "temporal"}}))
+    assert card.data.library_name == "snapaction" and card.data.pipeline_tag == "video-classification"
+    assert 'Predictor.load("RUN")' in card.text and "transformers cannot load it" in card.text
+    assert "from transformers import pipeline" not in card.text
+    for placeholder in PLACEHOLDERS:
+        assert placeholder not in card.content, placeholder
