@@ -116,6 +116,24 @@ def is_run(folder: str | Path) -> bool:
 
 # --- weights ------------------------------------------------------------------
 
+ADAPTER_DIR = "adapter"
+"""Where a finished LoRA run keeps its PEFT adapter; its root holds the merged weights transformers loads (`snapaction.hf`)."""
+INDEX_FILE = "model.safetensors.index.json"
+MERGED_FILES = ("config.json", "model.safetensors", INDEX_FILE)
+
+
+def adapter_dir(run_dir: str | Path) -> Path:
+    """Where a LoRA run's adapter is: the root while it trains (and in older runs), ``adapter/`` once finished."""
+    run_dir = Path(run_dir)
+    return run_dir if (run_dir / "adapter_model.safetensors").is_file() else run_dir / ADAPTER_DIR
+
+
+def clear_merged(run_dir: str | Path) -> None:
+    """Remove a LoRA run's merged weights: a newer adapter is being written, and the two must never disagree."""
+    for name in MERGED_FILES:
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
 
 def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
     """Write a trained model: a PEFT adapter for LoRA (base weights never copied), else the full model."""
@@ -124,6 +142,7 @@ def save_weights(unwrapped, run_dir: Path, mode: str) -> None:
     tmp = temp_dir(run_dir, ".weights-")
     unwrapped.save_pretrained(tmp)
     if mode == "lora":
+        clear_merged(run_dir)  # a resumed run's merged weights are older than this adapter: rewritten when it finishes
         move_files_into(tmp, run_dir)
     else:
         replace_dir(tmp, run_dir / "model")
@@ -147,6 +166,8 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
         from .models import scratch  # noqa: F401  registers the scratch architecture
 
         folder = run_dir / "model"
+        if not folder.is_dir() and (run_dir / "config.json").is_file():  # an `export --hf` folder: the model is the root
+            folder = run_dir
         if not (folder / "config.json").is_file():
             raise RunError(f"{run_dir} has no trained weights (model/ is missing); the run may not have finished an epoch")
         return AutoModelForVideoClassification.from_pretrained(folder)
@@ -162,9 +183,10 @@ def load_model(run_dir: str | Path, info: RunInfo | None = None):
     if info.weights == "adapter":
         from peft import PeftModel
 
-        if not (run_dir / "adapter_model.safetensors").is_file():
+        folder = adapter_dir(run_dir)
+        if not (folder / "adapter_model.safetensors").is_file():
             raise RunError(f"{run_dir} has no adapter_model.safetensors; the run may not have finished an epoch")
-        return PeftModel.from_pretrained(base, run_dir).merge_and_unload()
+        return PeftModel.from_pretrained(base, folder).merge_and_unload()
     from safetensors.torch import load_file
 
     path = run_dir / "head.safetensors"
@@ -216,6 +238,11 @@ def write_train_report(run_dir: Path, result, rows: list[dict], trainable: int, 
             **(extra or {}),
         },
     )
+
+
+def update_report(run_dir: str | Path, **fields) -> None:
+    """Set `fields` in the run's ``report.json`` (the rest kept), e.g. clip counts or held-out figures for the model card."""
+    atomic_json(Path(run_dir) / REPORT_FILE, {**read_report(run_dir), **fields})
 
 
 def read_report(run_dir: str | Path) -> dict:

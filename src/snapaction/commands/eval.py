@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     about = {"run": str(args.run), "data": str(args.data), "split": args.split, "backbone": predictor.backbone,
              "overlap_with_training": overlap}
     report = write_eval_report(out, result, baseline, about)
+    if not (overlap.get("train") or overlap.get("val")):
+        from ..card import record_held_out
+
+        record_held_out(args.run, str(args.split or args.data), report)
     print(report["summary"])
     print(f"report written to {out}/ (confusion_matrix.png, report.json, misclassified.csv, ...)")
     return 0

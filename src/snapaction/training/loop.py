@@ -42,10 +42,14 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     from ..models.presets import preset
 
     named = preset(cfg.backbone)
+    from ..hf import publish
+
     if named is not None and named.trainer == "pose":
         from . import pose
 
-        return pose.fit(cfg)
+        result = pose.fit(cfg)
+        publish(result.run_dir)
+        return result
     if cfg.resume:
         from .setup import finished_result
 
@@ -56,8 +60,13 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     if cfg.mode == "probe":
         from . import linear_probe
 
-        return linear_probe.fit(setup, progress)
-    return fit(setup, progress)
+        result = linear_probe.fit(setup, progress)
+    else:
+        result = fit(setup, progress)
+    if setup.accelerator.is_main_process:  # transformers' files and the model card (snapaction.hf, snapaction.card)
+        publish(result.run_dir, setup.data)
+    setup.accelerator.wait_for_everyone()
+    return result
 
 
 Progress = Callable[[dict], "bool | None"]
