@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     check_root(args.data)
     grid = mask_grid(args.backbone, args.num_frames, args.cache_frames)
     report = mask_dataset(args.data, masking, args.cache_dir, grid)
-    print(report.summary(args.method))
+    print(report.summary(args.method, per_clip=True))
     print(f"masks of {grid} frames per clip cached in {Path(args.cache_dir) / 'masks'}; train with: "
           f"snapaction train {args.data} --mask {args.method}")
     return 0
