@@ -46,6 +46,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         from . import pose
 
         return pose.fit(cfg)
+    if cfg.mask == "auto":  # one training per candidate masking, the best kept
+        from .mask_auto import train_auto
+
+        return train_auto(cfg, progress, train)
     setup = prepare(cfg)
     if cfg.mode == "probe":
         from . import linear_probe
