@@ -15,7 +15,7 @@ def train_auto(cfg: TrainConfig, progress, train) -> TrainResult:
     """Train `cfg` once per `auto.candidates()` (with `train`, the ordinary entry point) under RUN/mask-trials/,
     keep the best by validation accuracy (ties to no mask) as the run in ``cfg.out``, and say which and why."""
     from ..mask import auto
-    from ..run import RunInfo, is_run
+    from ..run import RunInfo, is_run, read_report
 
     out = Path(cfg.out)
     if cfg.resume:
@@ -32,12 +32,19 @@ def train_auto(cfg: TrainConfig, progress, train) -> TrainResult:
     trials, results = [], {}
     for method in methods:
         folder = out / auto.TRIALS / auto.name(method)
-        if folder.exists() and not is_run(folder):
-            shutil.rmtree(folder)  # what an interrupted comparison left: it is trained again
-        print(f"--mask auto: {'no masks' if method is None else method + ' masks'} -> {folder}", flush=True)
+        report = read_report(folder) if is_run(folder) and _same_options(folder, cfg, minutes) else {}
+        if folder.exists() and not report:
+            shutil.rmtree(folder)  # what an interrupted comparison left half-trained: it is trained again
+        print(f"--mask auto: {'no masks' if method is None else method + ' masks'} -> {folder}"
+              + (" (finished by an earlier run of this comparison: kept, not trained again)" if report else ""), flush=True)
         trial = auto.Trial(method)
         try:
-            result = train(dataclasses.replace(cfg, mask=method, out=str(folder), max_minutes=minutes), progress)
+            if report:
+                result = TrainResult(folder, report["best_epoch"], report["val_accuracy"], report.get("val_loss") or float("nan"),
+                                     report["epochs_run"], report["seconds"], [(s["path"], s["reason"]) for s in report["skipped"]],
+                                     report.get("epochs_asked"), report.get("stopped_by", "epochs"))
+            else:
+                result = train(dataclasses.replace(cfg, mask=method, out=str(folder), max_minutes=minutes), progress)
         except SnapActionError as err:  # e.g. every mask empty: that candidate drops out, the comparison goes on
             trial.failed = str(err).splitlines()[0]
             print(f"--mask auto: {auto.describe(trial)}", flush=True)
@@ -61,6 +68,16 @@ def train_auto(cfg: TrainConfig, progress, train) -> TrainResult:
           f"{out / auto.TRIALS}", flush=True)
     result = _keep(results[kept.method], out, auto.record(trials, kept, why))
     return dataclasses.replace(result, seconds=sum(t.seconds for t in trials))
+
+
+def _same_options(folder: Path, cfg: TrainConfig, minutes: float | None) -> bool:
+    """True when the trial run in `folder` was trained on the same data with the same options as `cfg` asks now
+    (and the same share of the budget)."""
+    from ..run import RunInfo
+
+    saved = RunInfo.load(folder).config
+    same = all(saved.get(k) == getattr(cfg, k) for k in ("data", "val_data", "backbone", "epochs", "seed", "batch_size", "mask_fill"))
+    return same and saved.get("max_minutes") == minutes
 
 
 def _keep(result: TrainResult, out: Path, chosen: dict) -> TrainResult:
