@@ -82,9 +82,16 @@ def _same_options(folder: Path, cfg: TrainConfig, minutes: float | None) -> bool
 
 def _keep(result: TrainResult, out: Path, chosen: dict) -> TrainResult:
     """Move the kept trial's run up into `out` (its own snapaction.json then names `out` and records the choice)."""
+    import time
+
     from ..run import RunInfo
 
     source = Path(result.run_dir)
+    if os.environ.get("RANK", "0") != "0":  # with several processes the first one moves the files; the others wait
+        end = time.monotonic() + 120
+        while source.exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        return dataclasses.replace(result, run_dir=out)
     for entry in source.iterdir():
         os.replace(entry, out / entry.name)
     source.rmdir()
