@@ -398,6 +398,19 @@ def test_mask_auto_keeps_the_masking_that_validates_best_and_a_tie_keeps_none(sw
         assert f"keeping no masks: motion masks only tie it ({scores['none']:.3f}); a tie keeps the clips as they are" in text
     assert RunInfo.load(out).config["out"] == str(out)
 
+    if not swapped:  # a comparison interrupted after a candidate finished: run again, it keeps that candidate's run
+        import shutil
+
+        again = tmp_path / "again"
+        shutil.copytree(out / "mask-trials", again / "mask-trials")
+        train(TrainConfig(data=str(train_dir), val_data=str(val_dir), out=str(again), backbone="scratch", epochs=3,
+                          batch_size=8, cache_dir=str(tmp_path / "cache"), mask="auto", patience=0, sampling={"num_frames": 4}))
+        text = capsys.readouterr().out
+        assert (f"motion masks -> {again / 'mask-trials' / 'motion'} (finished by an earlier run of this comparison: kept, "
+                "not trained again)") in text
+        assert f"no masks -> {again / 'mask-trials' / 'none'}\n" in text  # the one that had not finished trains
+        assert RunInfo.load(again).masking["auto"]["validation_accuracy"] == scores
+
 
 def test_mask_auto_choice_counts_left_out_clips_and_names_failures():
     from snapaction.mask.auto import Trial, choose, describe
