@@ -42,6 +42,101 @@ def test_motion_masks_find_a_moving_blob_over_a_static_textured_background():
     assert not motion_masks(frames[:1]).any()  # one frame: no motion, an empty mask (reported, not guessed)
 
 
+def pan_clip(t: int = 12, h: int = 48, w: int = 64, step: int = 3, seed: int = 0):
+    """uint8 (T, H, W, 3) frames of a camera panning `step` pixels a frame to the right over a blocky texture while
+    a disc moves on its own, and the disc's bool (T, H, W) true masks."""
+    rng = np.random.default_rng(seed)
+    scene = rng.integers(0, 256, (h // 4, (w + step * t) // 4 + 1, 3)).repeat(4, 0).repeat(4, 1).astype(np.uint8)
+    frames = np.stack([scene[:h, i * step: i * step + w] for i in range(t)])
+    truth = np.zeros((t, h, w), bool)
+    yy, xx = np.mgrid[:h, :w]
+    for i in range(t):
+        truth[i] = (xx - (12 + i * (w - 24) / (t - 1))) ** 2 + (yy - (h / 2 + 6 * np.sin(i / 3))) ** 2 < 8**2
+        frames[i][truth[i]] = (240, 60, 200)
+    return np.clip(frames.astype(int) + rng.integers(-6, 7, frames.shape), 0, 255).astype(np.uint8), truth
+
+
+@pytest.mark.parametrize("opencv", [True, False], ids=["opencv", "numpy"])
+def test_motion_masks_find_the_moving_object_while_the_camera_pans(opencv, monkeypatch):
+    """The camera's shift is measured (OpenCV's tracked corners, or numpy's phase correlation without OpenCV) and
+    undone: the disc is found in every frame and the panning background is not foreground. Without the
+    alignment, the method as it was finds nothing at all."""
+    import sys
+
+    from snapaction.mask import motion
+    from snapaction.mask.camera import estimate_camera
+
+    if not opencv:
+        monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now fails, as without the pose extra
+    frames, truth = pan_clip()
+    camera = estimate_camera(frames)
+    assert np.allclose(camera.transforms[:, 0, 2], 3 * np.arange(12), atol=0.5)  # 3 px a frame, to the right
+    assert np.allclose(camera.transforms[:, 1, 2], 0, atol=0.5) and camera.moving and camera.reliable
+    masks = motion.motion_masks(frames)
+    assert iou(masks, truth) >= 0.75, iou(masks, truth)
+    assert min(iou(m, t) for m, t in zip(masks, truth)) >= 0.5
+    assert masks.mean() < 2 * truth.mean()  # the background is background
+    monkeypatch.setattr(motion, "COMPENSATE", False)
+    assert iou(motion.motion_masks(frames), truth) < 0.2
+
+
+def test_a_still_camera_is_measured_still_and_masked_as_before():
+    from snapaction.mask.camera import estimate_camera
+
+    frames, _ = blob_clip()
+    camera = estimate_camera(frames)
+    assert not camera.moving and camera.displacement < 1.0 and camera.zoom < 0.01
+
+
+def test_flicker_is_one_minus_the_iou_of_consecutive_masks_and_flags_name_the_outliers():
+    from snapaction.mask.clips import ClipStats, MaskReport, flicker
+
+    steady = np.zeros((4, 10, 10), bool)
+    steady[:, 2:6, 2:6] = True
+    assert flicker(steady) == 0.0
+    jumping = np.zeros((4, 10, 10), bool)
+    jumping[::2, :, :5] = True
+    jumping[1::2, :, 5:] = True
+    assert flicker(jumping) == 1.0  # never overlaps
+    sliding = np.zeros((3, 10, 10), bool)
+    sliding[0, :, 0:4], sliding[1, :, 2:6], sliding[2, :, 2:6] = True, True, True
+    assert flicker(sliding) == pytest.approx(1 - (2 / 6 + 1) / 2)  # IoU 2/6, then 1
+    assert flicker(np.zeros((3, 4, 4), bool)) == 0.0  # nothing to flicker
+
+    report = MaskReport(clips=4, stats={
+        "a.mp4": ClipStats(0.20, 0.10),
+        "b.mp4": ClipStats(0.004, 0.0),
+        "c.mp4": ClipStats(0.30, 0.80, camera_shift=0.0, camera_zoom=0.0),
+        "d.mp4": ClipStats(0.95, 0.05, camera_shift=0.20, camera_zoom=0.03, camera_reliable=False),
+    })
+    assert [report.stats[p].flags for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4")] == [
+        [], ["empty"], ["flickering"], ["near-full", "camera moving, unreliable"]]
+    text = report.summary("motion", per_clip=True)
+    assert "mean foreground 36.4% of the frame, mean flicker 0.24" in text
+    assert "  a.mp4       20.0%     0.10  -\n" in text  # every clip's figures, flagged or not
+    assert "  c.mp4       30.0%     0.80  still  <- flickering\n" in text
+    assert "  d.mp4       95.0%     0.05  20% shift, 3% zoom  <- near-full; camera moving, unreliable" in text
+    assert "mask flickers (flicker 0.80: consecutive masks overlap by 20%; the model sees a different cut-out each frame): c.mp4" in text
+    assert ("camera moves (20% shift, 3% zoom) and the alignment is unsure: this mask is unreliable, check it with "
+            "snapaction mask --preview, or use --mask person: d.mp4") in text
+    assert "a.mp4" not in report.summary("motion")  # training's summary lists only the flagged clips
+
+
+def test_mask_command_names_a_clip_filmed_by_a_panning_camera(tmp_path, capsys):
+    from snapaction.cli import main
+
+    write_video(tmp_path / "clips" / "pan" / "pan.mp4", pan_clip(t=16, w=80)[0])
+    write_video(tmp_path / "clips" / "still" / "still.mp4", blob_clip()[0])
+    assert main(["mask", str(tmp_path / "clips"), "--method", "motion", "--backbone", "scratch",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    pan = next(line for line in out.splitlines() if line.lstrip().startswith(str(tmp_path / "clips" / "pan")))
+    still = next(line for line in out.splitlines() if line.lstrip().startswith(str(tmp_path / "clips" / "still")))
+    assert "% shift" in pan and "<- camera moving" in pan, out
+    assert " still" in still and "<-" not in still, out
+    assert "frames aligned before the background was taken: " + str(tmp_path / "clips" / "pan" / "pan.mp4") in out
+
+
 def test_fills_replace_exactly_the_background():
     from snapaction.mask.masker import MEAN_FILL, fill_background, resize_masks
 
@@ -106,8 +201,8 @@ def test_train_with_mask_computes_each_clip_once_and_prediction_masks_like_train
     from snapaction.training import TrainConfig, train
 
     calls = []
-    real = motion.motion_masks
-    monkeypatch.setattr(motion, "motion_masks", lambda frames: calls.append(len(frames)) or real(frames))
+    real = motion.motion_analysis
+    monkeypatch.setattr(motion, "motion_analysis", lambda frames: calls.append(len(frames)) or real(frames))
     data = tmp_path / "data"
     for label, colour in (("pink", (240, 60, 200)), ("cyan", (40, 220, 230))):
         for i in range(2):
@@ -178,7 +273,7 @@ def test_person_masks_find_the_person_in_a_real_clip():
     from snapaction.video import probe
 
     masker = Masker(Masking("person"), cache_dir=Path("/nonexistent-never-written"))
-    masker.cache.write = lambda entry, masks: None  # nothing to keep from this test
+    masker.cache.write = lambda entry, masks, notes=None: None  # nothing to keep from this test
     masks = masker.masks(clip, np.array([20, 80]), probe(clip))
     share = masks.mean(axis=(1, 2))
     # NTU's camera sees the whole room: the one person standing in it fills a few percent of the frame
@@ -242,3 +337,87 @@ def test_sam2_says_how_to_fetch_a_missing_checkpoint_before_reading_clips(tmp_pa
     assert main(["mask", str(tmp_path / "no-clips-here"), "--method", "sam2"]) == 2
     err = capsys.readouterr().err
     assert "'facebook/sam2.1-hiera-tiny' is not on this machine: fetch it once with `hf download facebook/sam2.1-hiera-tiny`" in err
+
+
+# --- --mask auto: the masking that validates best is kept ----------------------------------------
+
+
+def palette_clip(rng, red: bool, warm: bool | None, size: int = 32, t: int = 6):
+    """uint8 (t, size, size, 3): a red or green square moving across a still warm or cool blocky background (black
+    for `warm` None)."""
+    warm_cool = ((150, 40, 20), (250, 170, 60)) if warm else ((20, 60, 140), (90, 200, 230))
+    low, high = (np.array(c, float) for c in (warm_cool if warm is not None else ((0, 0, 0), (0, 0, 0))))
+    image = (low + rng.random((size // 4, size // 4, 1)) * (high - low)).repeat(4, 0).repeat(4, 1)
+    frames = np.repeat(image[None], t, 0)
+    top = int(rng.integers(2, size - 10))
+    for i in range(t):
+        left = 1 + i * (size - 10) // (t - 1)
+        frames[i, top: top + 8, left: left + 8] = (230, 30, 30) if red else (30, 230, 30)
+    return frames.astype(np.uint8)
+
+
+def auto_data(root: Path, swapped_val: bool) -> tuple[Path, Path]:
+    """Classes told apart by the moving square's colour. With `swapped_val`, over backgrounds that follow the
+    class in training (red: warm, green: cool) and are swapped on validation: the background lies there, only what
+    moves tells the classes apart. Else over black, which a black fill leaves as it is: a mask has nothing to hide."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        for kind in ("red", "green"):
+            warm = ((kind == "red") != (split == "val")) if swapped_val else None
+            for i in range(n):
+                write_video(root / split / kind / f"{kind}{i}.mp4", palette_clip(rng, kind == "red", warm))
+    return root / "train", root / "val"
+
+
+@pytest.mark.parametrize("swapped", [True, False], ids=["mask-helps", "tie"])
+def test_mask_auto_keeps_the_masking_that_validates_best_and_a_tie_keeps_none(swapped, tmp_path, monkeypatch, capsys):
+    from snapaction.mask import auto
+    from snapaction.predict import Predictor
+    from snapaction.run import RunInfo
+    from snapaction.training import TrainConfig, train
+
+    monkeypatch.setattr(auto, "candidates", lambda: [None, "motion"])  # person masks find no one in these clips
+    train_dir, val_dir = auto_data(tmp_path / "data", swapped)
+    out = tmp_path / "run"
+    result = train(TrainConfig(data=str(train_dir), val_data=str(val_dir), out=str(out), backbone="scratch", epochs=3,
+                               batch_size=8, cache_dir=str(tmp_path / "cache"), mask="auto", patience=0, sampling={"num_frames": 4}))
+    text = capsys.readouterr().out
+    record = RunInfo.load(out).masking["auto"]
+    scores = record["validation_accuracy"]
+    assert result.run_dir == out and (out / "metrics.csv").is_file() and record["validation_clips"] == 4
+    assert "--mask auto: training 2 times to compare validation accuracy (no masks, motion masks), 3 epochs each" in text
+    other = "none" if swapped else "motion"
+    assert RunInfo.load(out / "mask-trials" / other).masking.get("method") == (None if swapped else "motion")  # kept whole
+    if swapped:  # without masks the model reads the background, which lies on validation
+        assert scores["motion"] > scores["none"], scores
+        assert record["kept"] == "motion" and Predictor.load(out).masker.masking.method == "motion"
+        assert f"keeping motion masks: motion masks score {scores['motion']:.3f} on validation, against {scores['none']:.3f} without masks" in text
+    else:  # the masked clips are the clips: the two runs score alike
+        assert scores["motion"] == scores["none"], scores
+        assert record["kept"] == "none" and Predictor.load(out).masker is None
+        assert f"keeping no masks: motion masks only tie it ({scores['none']:.3f}); a tie keeps the clips as they are" in text
+    assert RunInfo.load(out).config["out"] == str(out)
+
+    if not swapped:  # a comparison interrupted after a candidate finished: run again, it keeps that candidate's run
+        import shutil
+
+        again = tmp_path / "again"
+        shutil.copytree(out / "mask-trials", again / "mask-trials")
+        train(TrainConfig(data=str(train_dir), val_data=str(val_dir), out=str(again), backbone="scratch", epochs=3,
+                          batch_size=8, cache_dir=str(tmp_path / "cache"), mask="auto", patience=0, sampling={"num_frames": 4}))
+        text = capsys.readouterr().out
+        assert (f"motion masks -> {again / 'mask-trials' / 'motion'} (finished by an earlier run of this comparison: kept, "
+                "not trained again)") in text
+        assert f"no masks -> {again / 'mask-trials' / 'none'}\n" in text  # the one that had not finished trains
+        assert RunInfo.load(again).masking["auto"]["validation_accuracy"] == scores
+
+
+def test_mask_auto_choice_counts_left_out_clips_and_names_failures():
+    from snapaction.mask.auto import Trial, choose, describe
+
+    plain, person, motion = Trial(None, 0.5, 4, 4, 3, 1.0), Trial("person", 0.75, 4, 4, 3, 1.0), Trial("motion", failed="every mask is empty")
+    assert choose([plain, person, motion])[0] is person
+    assert choose([Trial(None, 0.75, 4, 4), Trial("motion", 0.75, 4, 4)])[0].method is None
+    assert describe(Trial("motion", 0.25, 3, 4, 2, 5.0)) == ("motion masks 0.250 (2 epochs, 5 s, 1 of 4 validation clips left out "
+                                                             "for an empty mask (counted wrong))")
+    assert describe(motion) == "motion: could not train (every mask is empty)"

@@ -9,7 +9,12 @@ Masks cover the grid of frames a training run samples from (--backbone,
 --num-frames and --cache-frames as you give them to `snapaction train`), and
 are cached under --cache-dir keyed by each clip's content and the settings:
 a rerun computes nothing. `snapaction train DATA --mask METHOD` uses them
-(and computes any that are missing). A manifest's `point` ("x y") or `box`
+(and computes any that are missing).
+
+Every clip is listed with its foreground share, its flicker (1 - the mean IoU
+of consecutive frames' masks) and, for motion masks, the camera's motion (a
+moving camera is measured and undone); empty, near-full, flickering and
+camera-moving clips are flagged, with why. A manifest's `point` ("x y") or `box`
 ("x0 y0 x1 y1") column, in pixels of the clip, tells SAM 2 where to look.
 """
 
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     check_root(args.data)
     grid = mask_grid(args.backbone, args.num_frames, args.cache_frames)
     report = mask_dataset(args.data, masking, args.cache_dir, grid)
-    print(report.summary(args.method))
+    print(report.summary(args.method, per_clip=True))
     print(f"masks of {grid} frames per clip cached in {Path(args.cache_dir) / 'masks'}; train with: "
           f"snapaction train {args.data} --mask {args.method}")
     return 0

@@ -17,7 +17,7 @@ from .settings import FILLS, METHODS, Masking, Prompt  # noqa: F401
 def run_masker(info) -> "Masker | None":
     """The `Masker` of a run (a `snapaction.run.RunInfo`) trained on masked clips, or None; its masks are cached
     where the run cached its own (falling back to SnapAction's cache folder)."""
-    if not info.masking:
+    if not (info.masking or {}).get("method"):  # no masking, or --mask auto kept none
         return None
     from ..training.config import DEFAULT_CACHE
 

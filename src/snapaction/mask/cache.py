@@ -66,7 +66,17 @@ class MaskCache:
             return None
         return masks
 
-    def write(self, entry: Path, masks: np.ndarray) -> None:
+    def write(self, entry: Path, masks: np.ndarray, notes: dict | None = None) -> None:
+        """Store masks, and `notes` (name -> number) on how they were made (the camera's motion, for motion masks)."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, bits=np.packbits(np.asarray(masks, bool), axis=-1), width=np.int64(masks.shape[-1]))
+        extra = {f"note_{k}": np.float64(v) for k, v in (notes or {}).items()}
+        np.savez_compressed(buf, bits=np.packbits(np.asarray(masks, bool), axis=-1), width=np.int64(masks.shape[-1]), **extra)
         atomic_write(entry, buf.getvalue())
+
+    def notes(self, entry: Path) -> dict[str, float]:
+        """The notes stored with an entry ({} when it has none or cannot be read)."""
+        try:
+            with np.load(entry, allow_pickle=False) as data:
+                return {k[5:]: float(data[k]) for k in data.files if k.startswith("note_")}
+        except Exception:  # missing or damaged: the masks themselves will be computed again
+            return {}

@@ -2,8 +2,10 @@
 
 `mask_clips` is what ``snapaction mask DATA`` and training (before its first
 epoch) run: a progress bar, then a `MaskReport` with the clips, seconds per
-computed clip, the mean foreground share, and the clips whose mask is empty or
-covers almost everything, listed so that they are never used silently.
+computed clip, and each clip's `ClipStats`: its foreground share, how much its
+mask flickers from frame to frame, the camera's motion (motion masks), and the
+flags that single it out (empty, near-full, flickering, camera moving), so
+that no doubtful mask is used silently.
 """
 
 from __future__ import annotations
@@ -26,6 +28,63 @@ EMPTY_SHARE = 0.01
 FULL_SHARE = 0.9
 """A clip whose masks cover more than this share hides almost nothing: it is listed, and kept."""
 
+FLICKER = 0.6
+"""A clip whose consecutive masks overlap less than this (1 - mean IoU above it) is listed as flickering: the
+mask jumps between frames (parts found and lost), so the model sees a different cut-out every frame."""
+
+CAMERA_SHIFT = 0.0125
+"""Motion masks of a clip whose frame moves more than this share of its shorter side (2 px at the mask size) were
+made with the frames aligned (`camera`); the clip is listed, and as unreliable where the alignment was not sure."""
+
+
+def flicker(masks: np.ndarray) -> float:
+    """1 - the mean IoU of consecutive frames' bool (T, H, W) masks: 0 for a mask that keeps its shape, 1 for masks
+    that never overlap. Pairs where both masks are empty are left out (nothing to flicker); a clip with none is 0."""
+    a, b = masks[:-1], masks[1:]
+    union = (a | b).sum(axis=(1, 2))
+    shown = union > 0
+    if not shown.any():
+        return 0.0
+    return float(1 - ((a & b).sum(axis=(1, 2))[shown] / union[shown]).mean())
+
+
+@dataclass
+class ClipStats:
+    """What one clip's masks look like."""
+
+    share: float
+    """Mean foreground share of the frames."""
+    flicker: float
+    """`flicker` of its masks (0: steady)."""
+    camera_shift: float | None = None
+    """How far the frame moved over the clip, as a share of its shorter side (motion masks only; None otherwise)."""
+    camera_zoom: float = 0.0
+    camera_reliable: bool = True
+
+    @property
+    def flags(self) -> list[str]:
+        flags = []
+        if self.share < EMPTY_SHARE:
+            flags.append("empty")
+        elif self.share > FULL_SHARE:
+            flags.append("near-full")
+        if self.flicker > FLICKER:
+            flags.append("flickering")
+        if self.camera_moving:
+            flags.append("camera moving" + ("" if self.camera_reliable else ", unreliable"))
+        return flags
+
+    @property
+    def camera_moving(self) -> bool:
+        return self.camera_shift is not None and self.camera_shift > CAMERA_SHIFT
+
+    def camera(self) -> str:
+        if self.camera_shift is None:
+            return "-"
+        if not self.camera_moving:
+            return "still"
+        return f"{self.camera_shift:.0%} shift, {self.camera_zoom:.0%} zoom"
+
 
 @dataclass
 class MaskReport:
@@ -36,33 +95,61 @@ class MaskReport:
     """Clips whose masks were computed now (the rest came from the cache)."""
     seconds: float = 0.0
     """Seconds spent computing (decoding included), over `computed` clips."""
-    shares: dict[str, float] = field(default_factory=dict)
-    """Mean foreground share of every clip masked, by path."""
+    stats: dict[str, ClipStats] = field(default_factory=dict)
+    """What the masks of every clip masked look like, by path."""
     failed: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of clips that could not be read."""
 
     @property
+    def shares(self) -> dict[str, float]:
+        """Mean foreground share of every clip masked, by path."""
+        return {p: s.share for p, s in self.stats.items()}
+
+    @property
     def empty(self) -> list[str]:
-        return [p for p, s in self.shares.items() if s < EMPTY_SHARE]
+        return [p for p, s in self.stats.items() if s.share < EMPTY_SHARE]
 
     @property
     def full(self) -> list[str]:
-        return [p for p, s in self.shares.items() if s > FULL_SHARE]
+        return [p for p, s in self.stats.items() if s.share > FULL_SHARE]
+
+    def flagged(self, flag: str) -> list[str]:
+        """The clips with this flag (its first word: 'empty', 'near-full', 'flickering', 'camera')."""
+        return [p for p, s in self.stats.items() if any(f.split()[0] == flag for f in s.flags)]
 
     @property
     def seconds_per_clip(self) -> float:
         return self.seconds / self.computed if self.computed else 0.0
 
-    def summary(self, method: str) -> str:
-        """Lines for the terminal: the totals, then every clip listed with why."""
-        mean = float(np.mean(list(self.shares.values()))) if self.shares else 0.0
+    def summary(self, method: str, per_clip: bool = False) -> str:
+        """Lines for the terminal: the totals, every clip's figures (`per_clip`), then every flagged clip with why."""
+        stats = list(self.stats.values())
+        mean = float(np.mean([s.share for s in stats])) if stats else 0.0
+        steady = float(np.mean([s.flicker for s in stats])) if stats else 0.0
         pace = f"{self.seconds_per_clip:.2f} s per clip" if self.computed else "no clip needed computing"
         lines = [f"{method} masks of {self.clips} clips ({self.computed} computed now, {self.clips - self.computed - len(self.failed)} "
-                 f"from the cache; {pace}); mean foreground {mean:.1%} of the frame"]
+                 f"from the cache; {pace}); mean foreground {mean:.1%} of the frame, mean flicker {steady:.2f} "
+                 "(1 - IoU of consecutive frames' masks)"]
+        if per_clip and stats:
+            width = max(len(p) for p in self.stats)
+            lines.append(f"  {'clip':{width}s}  foreground  flicker  camera")
+            for path, s in self.stats.items():
+                flags = f"  <- {'; '.join(s.flags)}" if s.flags else ""
+                lines.append(f"  {path:{width}s}  {s.share:10.1%}  {s.flicker:7.2f}  {s.camera()}{flags}")
         for path in self.empty:
-            lines.append(f"  empty mask (foreground {self.shares[path]:.1%}; left out of training): {path}")
+            lines.append(f"  empty mask (foreground {self.stats[path].share:.1%}; left out of training): {path}")
         for path in self.full:
-            lines.append(f"  mask covers almost everything (foreground {self.shares[path]:.1%}; hides nothing): {path}")
+            lines.append(f"  mask covers almost everything (foreground {self.stats[path].share:.1%}; hides nothing): {path}")
+        for path in self.flagged("flickering"):
+            lines.append(f"  mask flickers (flicker {self.stats[path].flicker:.2f}: consecutive masks overlap by "
+                         f"{1 - self.stats[path].flicker:.0%}; the model sees a different cut-out each frame): {path}")
+        for path in self.flagged("camera"):
+            s = self.stats[path]
+            if s.camera_reliable:
+                lines.append(f"  camera moves ({s.camera()}): frames aligned before the background was taken: {path}")
+            else:
+                lines.append(f"  camera moves ({s.camera()}) and the alignment is unsure: this mask is unreliable, check it "
+                             f"with snapaction mask --preview, or use --mask person: {path}")
         for path, reason in self.failed:
             lines.append(f"  cannot read: {path}: {reason}")
         return "\n".join(lines)
@@ -89,7 +176,9 @@ def mask_clips(paths, masker: Masker, grid: int, progress: bool = True) -> MaskR
         if masker.computed > before:
             report.computed += 1
             report.seconds += time.perf_counter() - started
-        report.shares[str(path)] = float(masks.mean())
+        notes = masker.grid_notes(path, grid) if masker.masking.method == "motion" else {}
+        report.stats[str(path)] = ClipStats(float(masks.mean()), flicker(masks), notes.get("camera_shift"),
+                                            notes.get("camera_zoom", 0.0), bool(notes.get("camera_reliable", 1.0)))
     return report
 
 

@@ -40,6 +40,19 @@ def compute_masks(masking: Masking, frames: np.ndarray, prompt: Prompt | None = 
     return function(frames)
 
 
+def compute_masks_and_notes(masking: Masking, frames: np.ndarray, prompt: Prompt | None = None) -> tuple[np.ndarray, dict]:
+    """(masks as `compute_masks` gives them, notes on how they were made: for motion masks, the camera's motion
+    as `camera_shift` (share of the shorter side), `camera_zoom` and `camera_reliable` (1 or 0))."""
+    if masking.method != "motion":
+        return compute_masks(masking, frames, prompt), {}
+    from .motion import motion_analysis
+
+    masks, camera = motion_analysis(frames)
+    if camera is None:
+        return masks, {}
+    return masks, {"camera_shift": camera.shift_share(), "camera_zoom": camera.zoom, "camera_reliable": float(camera.reliable)}
+
+
 def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
     """bool (T, height, width): nearest-neighbour resize of bool (T, h, w) masks."""
     t, h, w = masks.shape
@@ -88,9 +101,13 @@ class Masker:
         read from the cache without opening the clip."""
         return self._cached(path, frames_key(grid=grid), grid, lambda info: on_grid(info.num_frames, grid), info)
 
-    def _cached(self, path, frames: str, count: int, indices_of, info) -> np.ndarray:
+    def _setting(self, path):
+        """(the clip's SAM 2 prompt or None, what its cache entries are keyed by besides content and frames)."""
         prompt = self.prompts.get(str(Path(path).resolve()))
-        setting = self.masking.key() + (f"-{prompt.key()}" if prompt else "")
+        return prompt, self.masking.key() + (f"-{prompt.key()}" if prompt else "")
+
+    def _cached(self, path, frames: str, count: int, indices_of, info) -> np.ndarray:
+        prompt, setting = self._setting(path)
         entry = self.cache.entry(path, frames, setting)
         masks = self.cache.read(entry, count)
         if masks is None:
@@ -100,10 +117,14 @@ class Masker:
             frames = read_frames(path, indices, size=size, info=info)
             if prompt is not None:
                 prompt = prompt.scaled(frames.shape[2] / info.width)
-            masks = compute_masks(self.masking, frames, prompt)
-            self.cache.write(entry, masks)
+            masks, notes = compute_masks_and_notes(self.masking, frames, prompt)
+            self.cache.write(entry, masks, notes)
             self.computed += 1
         return masks
+
+    def grid_notes(self, path: str | Path, grid: int) -> dict[str, float]:
+        """The notes stored with a clip's grid masks (`compute_masks_and_notes`), once `grid_masks` has made them."""
+        return self.cache.notes(self.cache.entry(path, frames_key(grid=grid), self._setting(path)[1]))
 
     def masked_grid(self, path: str | Path, grid: int, size: int | None, frames: np.ndarray | None = None) -> np.ndarray:
         """uint8 (grid, H, W, 3): the grid's frames (decoded at `size` unless given) with their background filled."""

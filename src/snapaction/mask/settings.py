@@ -19,7 +19,7 @@ MASK_SIZE = 160
 
 DEFAULT_SAM2 = "facebook/sam2.1-hiera-tiny"
 
-VERSIONS = {"motion": 1, "person": 1, "sam2": 1}
+VERSIONS = {"motion": 2, "person": 1, "sam2": 1}
 """Bump a method's number when the masks it computes for the same frames would change: old cache entries then miss."""
 
 
@@ -53,8 +53,9 @@ class Masking:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "Masking | None":
-        """The masking a run saved (`RunInfo.masking`), or None for a run without masks."""
-        if not values:
+        """The masking a run saved (`RunInfo.masking`), or None for a run without masks (also one where
+        ``--mask auto`` kept no mask: then only its ``auto`` record is there)."""
+        if not values or not values.get("method"):
             return None
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 

@@ -53,7 +53,7 @@ class TrainConfig:
     checkpoint_minutes: float = option(1.0, "save a resumable checkpoint when this many minutes have passed since the last (0: every epoch)")
     seed: int = option(0, "seed for the split, sampling, augmentation and initial weights")
     probe_views: int = option(4, "augmented views per training clip whose features are cached, for --finetune probe")
-    mask: str | None = option(None, "hide the background with masks computed once per clip and cached (sam2, person, motion); default: no masking; prediction masks new clips the same way", METHODS)
+    mask: str | None = option(None, "hide the background with masks computed once per clip and cached (sam2, person, motion), or 'auto': train without masks and with person (with the pose extra) and motion masks, keep the best validation accuracy (ties: no masks), at one training per candidate; default: no masking; prediction masks new clips the way the run kept", METHODS + ("auto",))
     mask_fill: str = option("black", "what replaces the background under --mask: black, blur (keeps its colours), mean (one fixed grey)", FILLS)
     mask_checkpoint: str = option(DEFAULT_SAM2, "SAM 2 checkpoint (hub id or folder) for --mask sam2")
     sampling: dict = field(default_factory=dict)
@@ -108,7 +108,9 @@ class TrainConfig:
     @property
     def masking(self) -> Masking | None:
         """The masking asked for with --mask, or None."""
-        return Masking(self.mask, self.mask_fill, checkpoint=self.mask_checkpoint) if self.mask else None
+        if not self.mask or self.mask == "auto":  # auto: each candidate's run has its own
+            return None
+        return Masking(self.mask, self.mask_fill, checkpoint=self.mask_checkpoint)
 
     @property
     def peak_lr(self) -> float:

@@ -56,6 +56,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         done = finished_result(cfg)
         if done is not None:  # finished, and nothing more asked for: nothing to do, nothing changed
             return done
+    if cfg.mask == "auto":  # one training per candidate masking, the best kept
+        from .mask_auto import train_auto
+
+        return train_auto(cfg, progress, train)
     setup = prepare(cfg)
     if cfg.mode == "probe":
         from . import linear_probe
