@@ -195,6 +195,11 @@ def test_eval_on_held_out_clips_adds_its_figures_to_the_card(tiny_run, tmp_path)
     assert main(["eval", str(run), str(test_data), "--out", str(tmp_path / "eval2")]) == 0  # the same clips again: replaced
     held_out = json.loads((run / "report.json").read_text())["held_out"]
     assert [h["data"] for h in held_out].count(str(test_data)) == 1
+    other = tmp_path / "other-test"  # a second held-out set keeps its own name on the card (the Hub groups by config)
+    shutil.copytree(test_data, other)
+    assert main(["eval", str(run), str(other), "--out", str(tmp_path / "eval3")]) == 0
+    names = {r.dataset_name for r in ModelCard.load(run / "README.md").data.eval_results if r.dataset_split == "test"}
+    assert {f"held-out clips {test_data}", f"held-out clips {other}"} <= names
 
 
 def test_export_hf_loads_without_snapaction_and_replaces_only_its_own_folder(lora_run, tmp_path, capsys):

@@ -57,6 +57,7 @@ def card_data(info, report: dict):
             if entry.get(metric) is not None:
                 results.append(EvalResult(task_type="video-classification", dataset_type="snapaction-clips",
                                           dataset_name=f"held-out clips {entry['data']}", dataset_split="test",
+                                          dataset_config=entry["data"],  # the Hub groups results by type, config and split
                                           metric_type="f1" if metric == "macro_f1" else metric,
                                           metric_name="macro-F1" if metric == "macro_f1" else None,
                                           metric_value=round(float(entry[metric]), 4)))
