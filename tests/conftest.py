@@ -233,8 +233,23 @@ def train_tiny_run(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A real run folder (scratch preset, 2 epochs on tiny colour clips); its data is in tiny_run.parent / 'data'."""
-    return train_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+    """A real run folder (scratch preset, 2 epochs on tiny colour clips); its data is in tiny_run.parent / 'data'.
+
+    Trained once for the whole test session: the first xdist worker to need it trains it in the folder the workers
+    share, under a lock; the others wait for it and use the same folder. Tests copy it before changing it."""
+    import shutil
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # popen-gwN's parent: this session's
+    done = shared / "tiny-run"
+    with FileLock(str(shared / "tiny-run.lock")):
+        if not (shared / "tiny-run.done").is_file():
+            shutil.rmtree(done, ignore_errors=True)  # what a worker that crashed while training left
+            train_tiny_run(done)  # in place: the run records its data's paths
+            (shared / "tiny-run.done").touch()
+    return done / "run"
 
 
 # --- a browser and a live server, for the page tests ---------------------------------
