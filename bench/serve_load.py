@@ -1,6 +1,6 @@
 """Load test for `snapaction serve`: concurrent clients mixing good clips with bad uploads.
 
-    python bench/serve_load.py RUN [--clients 4] [--seconds 30]
+    python bench/serve_load.py RUN [--clients 4] [--seconds 30] [--corpus] [--rss-every 60]
     python bench/serve_load.py --test-double [--clients 4] [--seconds 30]
     python bench/serve_load.py RUN --corpus        (tests/corpus.py's bad inputs mixed in too)
 
@@ -40,7 +40,7 @@ from snapaction.web.upload import UPLOAD_PREFIX
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 MAX_CLIENTS = 32
-MAX_SECONDS = 600
+MAX_SECONDS = 4 * 3600
 CAP_MB = 1  # the server's upload cap during the bench, so an oversize upload stays cheap
 
 # kind -> (weight in the mix, expected status)
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30, help=f"how long to send, 1..{MAX_SECONDS} (default: 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus", action="store_true", help="mix in every uploadable file of the tests' bad-input corpus")
+    parser.add_argument("--rss-every", type=float, default=60, help="seconds between RSS samples of the server (default: 60)")
     args = parser.parse_args(argv)
     if bool(args.run) == args.test_double:
         parser.error("give a RUN folder or --test-double (one of them)")
@@ -224,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for t in threads:
                 t.start()
+            samples = [(0.0, rss_start)]  # (seconds since the start, MB): does the server's memory level off?
+            while time.monotonic() + args.rss_every < deadline:
+                time.sleep(args.rss_every)
+                samples.append((time.monotonic() - started, rss_mb(server.pid)[0]))
             for t in threads:
                 t.join()
             elapsed = time.monotonic() - started
@@ -235,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"server memory (RSS): {rss_start:.0f} MB after warm-up, {rss_end:.0f} MB at the end "
                 f"({rss_end - rss_start:+.0f} MB, x{rss_end / rss_start:.2f}); peak {rss_peak:.0f} MB"
             )
+            samples.append((elapsed, rss_end))
+            print("server RSS over time: " + ", ".join(f"{t / 60:.1f} min {mb:.0f} MB" for t, mb in samples))
+            settled = [mb for t, mb in samples if t >= 300]  # after the first 5 minutes
+            if len(settled) >= 2:
+                print(f"growth after the first 5 minutes: {settled[-1] - settled[0]:+.0f} MB, "
+                      f"x{settled[-1] / settled[0]:.2f} (goal <= x1.10)")
         finally:
             server.send_signal(signal.SIGINT)
             try:
